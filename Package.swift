@@ -1,0 +1,52 @@
+// swift-tools-version: 6.0
+// UNetTrainer: a native Swift U-Net trainer for the Kaggle Ultrasound Nerve Segmentation data,
+// data-parallel over MPI. The target list below is the architecture: native bindings (C*),
+// then one module per concern, then the `unet` command-line tool.
+import PackageDescription
+
+let package = Package(
+    name: "UNetTrainer",
+    products: [
+        .executable(name: "unet", targets: ["unet"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: Native bindings (system libraries found through pkg-config; shims only for macros).
+        .systemLibrary(
+            name: "CMPI", pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(
+            name: "COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CTIFF", pkgConfig: "libtiff-4",
+            providers: [.apt(["libtiff-dev"])]),
+        .systemLibrary(
+            name: "CHDF5", pkgConfig: "hdf5-serial",
+            providers: [.apt(["libhdf5-dev"])]),
+
+        // MARK: Distributed communication: the Communicator interface and its MPI implementation.
+        .target(name: "Distributed", dependencies: ["CMPI"]),
+
+        // MARK: Data I/O: NPY codec, TIFF through libtiff, dataset preparation.
+        .target(name: "DataIO", dependencies: ["CTIFF"]),
+
+        // MARK: Synthetic ultrasound dataset (pure Swift; written to disk through DataIO).
+        .target(name: "Synthetic", dependencies: []),
+
+        // MARK: The command-line tool, one type per subcommand.
+        .executableTarget(
+            name: "unet",
+            dependencies: [
+                "Distributed", "DataIO", "Synthetic", "CMPI", "COpenBLAS", "CTIFF", "CHDF5",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(
+            name: "UNetTrainerTests",
+            dependencies: ["Distributed", "DataIO", "Synthetic", "COpenBLAS", "CHDF5", "CTIFF"],
+            exclude: ["Fixtures"]),
+    ]
+)

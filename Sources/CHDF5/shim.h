@@ -1,0 +1,23 @@
+// HDF5's predefined types are macros that call H5open() and read a global
+// (`#define H5T_NATIVE_FLOAT (H5OPEN H5T_NATIVE_FLOAT_g)`), and H5P_DEFAULT imports
+// with the wrong type; these getters are the whole shim.
+#ifndef UNET_CHDF5_SHIM_H
+#define UNET_CHDF5_SHIM_H
+#include <hdf5.h>
+
+static inline hid_t chdf5_p_default(void) { return H5P_DEFAULT; }
+static inline hid_t chdf5_s_all(void) { return H5S_ALL; }
+static inline hid_t chdf5_native_float(void) { return H5T_NATIVE_FLOAT; }
+static inline hid_t chdf5_native_double(void) { return H5T_NATIVE_DOUBLE; }
+static inline hid_t chdf5_native_int32(void) { return H5T_NATIVE_INT32; }
+static inline hid_t chdf5_native_int64(void) { return H5T_NATIVE_INT64; }
+static inline hid_t chdf5_native_uint8(void) { return H5T_NATIVE_UINT8; }
+static inline hid_t chdf5_c_s1(void) { return H5T_C_S1; }
+static inline hid_t chdf5_ieee_f32le(void) { return H5T_IEEE_F32LE; }
+static inline unsigned chdf5_acc_trunc(void) { return H5F_ACC_TRUNC; }
+static inline unsigned chdf5_acc_rdonly(void) { return H5F_ACC_RDONLY; }
+static inline unsigned chdf5_acc_rdwr(void) { return H5F_ACC_RDWR; }
+static inline H5S_class_t chdf5_s_simple(void) { return H5S_SIMPLE; }
+static inline H5S_class_t chdf5_s_scalar(void) { return H5S_SCALAR; }
+static inline size_t chdf5_variable(void) { return H5T_VARIABLE; }
+#endif

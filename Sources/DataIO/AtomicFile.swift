@@ -1,0 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Outputs are written under a temporary name beside their destination and renamed into place
+/// only when complete, so a reader never sees a partial file and a failure leaves nothing behind.
+///
+/// Several files that belong together (the .npy files of `unet prepare`) are staged first and
+/// committed together: `stage` writes each to its temporary name; `commit` renames them all;
+/// `discard` (also on deinit without commit) removes whatever was staged.
+public final class StagedOutputs {
+    private var staged: [(temporary: String, final: String)] = []
+    private var committed = false
+
+    public init() {}
+
+    deinit {
+        if !committed { discard() }
+    }
+
+    /// The temporary name for `path`: same folder (so the rename is atomic), hidden, unique per process.
+    public static func temporaryPath(for path: String) -> String {
+        let slash = path.lastIndex(of: "/")
+        let folder = slash.map { String(path[...$0]) } ?? ""
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        return "\(folder).\(name).tmp-\(getpid())"
+    }
+
+    /// Writes a file under its temporary name with `write`, which receives the temporary path.
+    /// On failure the temporary file is removed and the error rethrown.
+    public func stage(_ path: String, write: (String) throws -> Void) throws {
+        let temporary = Self.temporaryPath(for: path)
+        do {
+            try write(temporary)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        staged.append((temporary, path))
+    }
+
+    /// Renames every staged file to its final name.
+    public func commit() throws {
+        for (temporary, final) in staged {
+            if rename(temporary, final) != 0 {
+                let reason = systemErrorText()
+                discard()
+                throw DataError(final, "cannot rename into place: \(reason)")
+            }
+        }
+        staged.removeAll()
+        committed = true
+    }
+
+    /// Removes every staged file that was not yet renamed.
+    public func discard() {
+        for (temporary, _) in staged { unlink(temporary) }
+        staged.removeAll()
+    }
+}
+
+/// Writes one file atomically: to a temporary name, then renamed over `path`.
+public func writeAtomically(_ path: String, write: (String) throws -> Void) throws {
+    let outputs = StagedOutputs()
+    try outputs.stage(path, write: write)
+    try outputs.commit()
+}

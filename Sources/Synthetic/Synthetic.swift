@@ -1,0 +1,2 @@
+// Placeholder: the synthetic ultrasound generator lands here.
+public enum SyntheticPlaceholder {}
