@@ -1,0 +1,63 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Synchronization
+
+/// Output helpers shared by the subcommands: stderr writes, one-line errors, and a progress line
+/// that redraws itself on a terminal and prints once at the end otherwise.
+enum Terminal {
+    static func writeError(_ text: String) {
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+
+    static var standardErrorIsTerminal: Bool { isatty(2) == 1 }
+
+    /// Prints `error: <message>` on one line and exits with status 1.
+    static func fail(_ error: any Error) -> Never {
+        writeError("error: \(error)\n")
+        exit(1)
+    }
+}
+
+/// A progress line on stderr: redrawn in place on a terminal (at most 10 times a second), a single
+/// final line when stderr is a file or a pipe.
+final class ProgressLine: Sendable {
+    private let label: String
+    private let state = Mutex((lastDraw: 0.0, done: 0, total: 0))
+    private let live = Terminal.standardErrorIsTerminal
+
+    init(_ label: String) { self.label = label }
+
+    func update(_ done: Int, _ total: Int) {
+        let now = Self.seconds()
+        let draw = state.withLock { s -> Bool in
+            s.done = done
+            s.total = total
+            guard live, now - s.lastDraw >= 0.1 || done == total else { return false }
+            s.lastDraw = now
+            return true
+        }
+        if draw { Terminal.writeError("\r\(label) \(done)/\(total)\u{1B}[K") }
+    }
+
+    /// Ends the line with a summary.
+    func finish(_ summary: String) {
+        Terminal.writeError(live ? "\r\(label) \(summary)\u{1B}[K\n" : "\(label) \(summary)\n")
+    }
+
+    static func seconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+}
+
+func fflushStdout() { fflush(nil) }
