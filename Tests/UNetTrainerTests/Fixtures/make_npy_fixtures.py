@@ -110,7 +110,8 @@ def main():
     for descr, shape in [("|u1", (1,) * 22000),        # header too long for format 1.0
                          ("<f8", (2**62, 3, 2**40)),     # a 19-digit first axis
                          ("<i8", (2**63 - 1,)),          # the largest first axis
-                         ("<f4", (1,) * 64)]:            # numpy's maximum rank
+                         ("<f4", (1,) * 64),             # numpy's maximum rank
+                         ("<f4", (1,) * 36)]:            # already aligned: numpy pads 64 more
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")             # "Stored array in format 2.0" warning
