@@ -108,6 +108,7 @@ public struct NDArray<Element: NPYScalar>: Sendable, Equatable {
 public enum NPYVersion: Sendable, CaseIterable, CustomStringConvertible {
     case v1_0, v2_0, v3_0
 
+    /// The major version number (byte 6 of the file).
     public var major: UInt8 {
         switch self {
         case .v1_0: 1
@@ -116,6 +117,7 @@ public enum NPYVersion: Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// The minor version number (byte 7 of the file): 0 for every supported version.
     public var minor: UInt8 { 0 }
 
     /// `"1.0"`, `"2.0"` or `"3.0"`.
@@ -137,7 +139,9 @@ public enum NPYVersion: Sendable, CaseIterable, CustomStringConvertible {
 
 /// What a .npy header says, after validation against the file's size.
 public struct NPYHeader: Sendable, Equatable {
+    /// The format version of the file.
     public var version: NPYVersion
+    /// The element type (`descr`).
     public var dtype: NPYDType
     /// C-order shape (`[]` for a 0-d array).
     public var shape: [Int]
