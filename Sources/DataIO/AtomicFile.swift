@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -20,12 +22,16 @@ public final class StagedOutputs {
         if !committed { discard() }
     }
 
-    /// The temporary name for `path`: same folder (so the rename is atomic), hidden, unique per process.
+    private static let counter = Atomic<Int>(0)
+
+    /// The temporary name for `path`: same folder (so the rename is atomic), hidden, unique per
+    /// process and per call (two threads staging the same path never share one).
     public static func temporaryPath(for path: String) -> String {
         let slash = path.lastIndex(of: "/")
         let folder = slash.map { String(path[...$0]) } ?? ""
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        return "\(folder).\(name).tmp-\(getpid())"
+        let serial = counter.add(1, ordering: .relaxed).newValue
+        return "\(folder).\(name).tmp-\(getpid())-\(serial)"
     }
 
     /// Writes a file under its temporary name with `write`, which receives the temporary path.
@@ -41,11 +47,14 @@ public final class StagedOutputs {
         staged.append((temporary, path))
     }
 
-    /// Renames every staged file to its final name.
+    /// Renames every staged file to its final name. If one rename fails, the files of this set
+    /// already renamed are removed too, so a reader never finds a mix of new and old files.
     public func commit() throws {
-        for (temporary, final) in staged {
+        for (i, (temporary, final)) in staged.enumerated() {
             if rename(temporary, final) != 0 {
                 let reason = systemErrorText()
+                for (_, done) in staged[..<i] { unlink(done) }
+                staged.removeFirst(i)
                 discard()
                 throw DataError(final, "cannot rename into place: \(reason)")
             }

@@ -54,7 +54,12 @@ struct Synth: ParsableCommand {
 
     func run() throws {
         let start = ProgressLine.seconds()
-        let dataset = SyntheticDataset(trainCount: train, testCount: test, subjects: subjects, seed: seed)
+        let dataset: SyntheticDataset
+        do {
+            dataset = try SyntheticDataset(trainCount: train, testCount: test, subjects: subjects, seed: seed)
+        } catch {
+            throw ValidationError(error.description)
+        }
         let fm = FileManager.default
         let final = out.hasSuffix("/") && out.count > 1 ? String(out.dropLast()) : out
         if fm.fileExists(atPath: final) && !force {
