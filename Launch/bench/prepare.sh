@@ -25,6 +25,15 @@ commands=(
 if python3 -c "import numpy, PIL" 2>/dev/null; then
     commands+=(-n "python data.py peer (200+50)" "python3 Launch/bench/data_py_peer.py $work/raw $work/data-py")
 fi
-hyperfine --style basic --warmup 1 --runs "$runs" "${commands[@]}" --export-markdown "$work/table.md"
+hyperfine --style basic --warmup 1 --runs "$runs" "${commands[@]}" --export-json "$work/times.json"
 echo
-cat "$work/table.md"
+# Medians, and ratios against `unet prepare` measured in the same invocation.
+python3 - "$work/times.json" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1]))["results"]
+ref = next(r["median"] for r in results if r["command"].startswith("unet prepare"))
+print(f"| command | median s | min s | max s | runs | vs unet prepare |")
+print(f"|---|---|---|---|---|---|")
+for r in results:
+    print(f"| {r['command']} | {r['median']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {len(r['times'])} | {r['median'] / ref:.2f}x |")
+PY

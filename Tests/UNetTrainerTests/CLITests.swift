@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+import DataIO
+
+/// The `unet` tool as a user runs it: exit status, one-line errors, and the files it leaves.
+/// `swift test` builds the tool beside the test bundle.
+@Suite("unet command line")
+struct CLITests {
+    static let unet: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("unet").path
+    }()
+
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    static func run(_ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: unet)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus,
+                      stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test func synthThenPrepare() throws {
+        try withTemporaryDirectory { dir in
+            let synth = try Self.run(["synth", "--out", dir + "/raw", "--train", "4", "--test", "2", "--subjects", "2", "--seed", "5"])
+            #expect(synth.status == 0, "\(synth.stderr)")
+            #expect(listing(dir + "/raw/train") == ["1_1.tif", "1_1_mask.tif", "1_2.tif", "1_2_mask.tif",
+                                                     "2_1.tif", "2_1_mask.tif", "2_2.tif", "2_2_mask.tif"])
+            #expect(listing(dir + "/raw/test") == ["1.tif", "2.tif"])
+            #expect(listing(dir) == ["raw"])  // no temporary folder left
+
+            let image = try TIFF.read(dir + "/raw/train/1_2.tif")
+            #expect(image.width == 580 && image.height == 420 && image.bitsPerSample == 8)
+
+            let again = try Self.run(["synth", "--out", dir + "/raw", "--train", "4", "--test", "2"])
+            #expect(again.status != 0 && again.stderr.contains("already exists"))
+
+            let prepare = try Self.run(["prepare", "--raw", dir + "/raw", "--out", dir + "/data"])
+            #expect(prepare.status == 0, "\(prepare.stderr)")
+            #expect(prepare.stderr.contains("4 training images with masks"))
+            let images = try NPY.load(dir + "/data/imgs_train.npy", as: UInt8.self)
+            #expect(images.shape == [4, 420, 580])
+            #expect(Array(images.scalars[(1 * 420 * 580)..<(2 * 420 * 580)]) == image.gray8())
+        }
+    }
+
+    @Test func badInputIsOneLineNamingTheFileAndNothingIsWritten() throws {
+        try withTemporaryDirectory { dir in
+            let raw = dir + "/raw"
+            try FileManager.default.createDirectory(atPath: raw + "/train", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: raw + "/test", withIntermediateDirectories: true)
+            let pixels = [UInt8](repeating: 7, count: 16 * 8)
+            try TIFF.writeGray8(pixels, width: 16, height: 8, to: raw + "/train/1_1.tif")
+            try TIFF.writeGray8(pixels, width: 16, height: 8, to: raw + "/test/1.tif")
+            let result = try Self.run(["prepare", "--raw", raw, "--out", dir + "/data"])
+            #expect(result.status == 1)
+            let lines = result.stderr.split(separator: "\n")
+            #expect(lines.count == 1, "\(result.stderr)")
+            #expect(lines.first == "error: \(raw)/train/1_1.tif: training image has no mask (expected 1_1_mask.tif beside it)")
+            #expect(listing(dir + "/data").isEmpty)
+        }
+    }
+
+    @Test func helpTeaches() throws {
+        for command in ["synth", "prepare", "info"] {
+            let help = try Self.run([command, "--help"])
+            #expect(help.status == 0)
+            #expect(help.stdout.contains("Example"), "\(command) --help has no example")
+        }
+    }
+}
