@@ -1,0 +1,126 @@
+// Separable smoothing filters on row-major Float planes (edges clamped). Hot loops use unsafe
+// buffers; the inner loops run along rows so the compiler can vectorise them.
+
+enum Filters {
+    /// A normalised Gaussian kernel of radius ceil(3 sigma).
+    static func gaussianKernel(sigma: Double) -> [Float] {
+        let radius = max(1, Int((3 * sigma).rounded(.up)))
+        var k = [Double](repeating: 0, count: 2 * radius + 1)
+        for i in -radius...radius { k[i + radius] = PortableMath.exp(-Double(i * i) / (2 * sigma * sigma)) }
+        var total = 0.0
+        for v in k { total += v }
+        return k.map { Float($0 / total) }
+    }
+
+    /// Horizontal convolution of each row with a row-dependent kernel (`kernels[kernelOfRow[y]]`).
+    static func convolveRows(_ src: [Float], width w: Int, height h: Int,
+                             kernels: [[Float]], kernelOfRow: (Int) -> Int) -> [Float] {
+        var dst = [Float](repeating: 0, count: w * h)
+        src.withUnsafeBufferPointer { s in
+            dst.withUnsafeMutableBufferPointer { d in
+                for y in 0..<h {
+                    let kernel = kernels[kernelOfRow(y)]
+                    let r = kernel.count / 2
+                    let row = y * w
+                    kernel.withUnsafeBufferPointer { k in
+                        for t in 0..<k.count {
+                            let kt = k[t]
+                            let off = t - r
+                            let lo = max(0, -off), hi = min(w, w - off)  // x + off stays inside
+                            if lo < hi { for x in lo..<hi { d[row + x] += kt * s[row + x + off] } }
+                            if lo > 0 { for x in 0..<lo { d[row + x] += kt * s[row] } }
+                            if hi < w { for x in hi..<w { d[row + x] += kt * s[row + w - 1] } }
+                        }
+                    }
+                }
+            }
+        }
+        return dst
+    }
+
+    /// Vertical convolution with one kernel.
+    static func convolveColumns(_ src: [Float], width w: Int, height h: Int, kernel: [Float]) -> [Float] {
+        var dst = [Float](repeating: 0, count: w * h)
+        let r = kernel.count / 2
+        src.withUnsafeBufferPointer { s in
+            dst.withUnsafeMutableBufferPointer { d in
+                kernel.withUnsafeBufferPointer { k in
+                    for y in 0..<h {
+                        let row = y * w
+                        for t in 0..<k.count {
+                            let kt = k[t]
+                            let srow = min(h - 1, max(0, y + t - r)) * w
+                            for x in 0..<w { d[row + x] += kt * s[srow + x] }
+                        }
+                    }
+                }
+            }
+        }
+        return dst
+    }
+
+    /// Approximate Gaussian blur by three passes of a box filter in each direction (constant cost
+    /// per pixel whatever the radius; standard deviation about sqrt(r (r + 1)) per direction).
+    static func boxBlur3(_ field: inout [Float], width w: Int, height h: Int, radiusX rx: Int, radiusY ry: Int) {
+        var tmp = [Float](repeating: 0, count: w * h)
+        for _ in 0..<3 {
+            if rx > 0 { boxRows(&field, &tmp, w, h, rx) }
+            if ry > 0 { boxColumns(&field, &tmp, w, h, ry) }
+        }
+    }
+
+    private static func boxRows(_ f: inout [Float], _ tmp: inout [Float], _ w: Int, _ h: Int, _ r: Int) {
+        let norm = 1 / Float(2 * r + 1)
+        f.withUnsafeMutableBufferPointer { a in
+            tmp.withUnsafeMutableBufferPointer { b in
+                for y in 0..<h {
+                    let row = y * w
+                    @inline(__always) func at(_ x: Int) -> Float { a[row + min(w - 1, max(0, x))] }
+                    var sum: Float = 0
+                    for x in -r...r { sum += at(x) }
+                    for x in 0..<w {
+                        b[row + x] = sum * norm
+                        sum += at(x + r + 1) - at(x - r)
+                    }
+                }
+                for i in 0..<(w * h) { a[i] = b[i] }
+            }
+        }
+    }
+
+    private static func boxColumns(_ f: inout [Float], _ tmp: inout [Float], _ w: Int, _ h: Int, _ r: Int) {
+        let norm = 1 / Float(2 * r + 1)
+        var sums = [Float](repeating: 0, count: w)
+        f.withUnsafeMutableBufferPointer { a in
+            tmp.withUnsafeMutableBufferPointer { b in
+                sums.withUnsafeMutableBufferPointer { s in
+                    for t in -r...r {
+                        let row = min(h - 1, max(0, t)) * w
+                        for x in 0..<w { s[x] += a[row + x] }
+                    }
+                    for y in 0..<h {
+                        let row = y * w
+                        let addRow = min(h - 1, y + r + 1) * w
+                        let subRow = max(0, y - r) * w
+                        for x in 0..<w {
+                            b[row + x] = s[x] * norm
+                            s[x] += a[addRow + x] - a[subRow + x]
+                        }
+                    }
+                }
+                for i in 0..<(w * h) { a[i] = b[i] }
+            }
+        }
+    }
+
+    /// Shifts and scales `field` in place to mean 0 and standard deviation 1.
+    static func standardise(_ field: inout [Float]) {
+        var sum = 0.0, sum2 = 0.0
+        for v in field { sum += Double(v); sum2 += Double(v) * Double(v) }
+        let n = Double(max(1, field.count))
+        let mean = sum / n
+        let sd = max(1e-12, (sum2 / n - mean * mean).squareRoot())
+        let m = Float(mean), inv = Float(1 / sd)
+        field.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = (p[i] - m) * inv } }
+    }
+}
