@@ -147,7 +147,7 @@ struct SubjectAnatomy: Sendable {
         var nerve = NerveAnatomy(
             cx: rng.uniform(110...470), cy: rng.uniform(125...275), area: nerveArea,
             aspect: rng.uniform(1.15...1.8), angle: rng.uniform(-0.35...0.35),
-            harmonics: [], fascicles: [], rim: rng.uniform(0.7...1.1), presencePhase: rng.nextDouble())
+            harmonics: [], fascicles: [], rim: rng.uniform(1.5...2.2), presencePhase: rng.nextDouble())
         nerve.harmonics = [(2, 0.05), (3, 0.035), (4, 0.02), (5, 0.012)].map { order, amp in
             Harmonic(order: order, amp: amp * rng.uniform(0.3...1), phase: rng.uniform(0...(2 * .pi)))
         }
@@ -161,17 +161,17 @@ struct SubjectAnatomy: Sendable {
         depths.append(depths[0] + rng.uniform(22...45))
         while let last = depths.last, last < referenceHeight + 10 { depths.append(last + rng.uniform(32...85)) }
         boundaries = depths.enumerated().map { i, d in
-            WavyCurve.random(base: d, amplitude: i == 0 ? 1.0 : rng.uniform(2...8), tilt: i == 0 ? 0.01 : 0.07, rng: &rng)
+            WavyCurve.random(base: d, amplitude: i == 0 ? 1.0 : rng.uniform(4...14), tilt: i == 0 ? 0.01 : 0.1, rng: &rng)
         }
         var bands = [Band(kind: .fat, level: rng.uniform(0.7...0.9), mottle: 0.15, streaks: 0.1),
                      Band(kind: .fat, level: rng.uniform(0.45...0.65), mottle: 0.35, streaks: 0.35)]
         for _ in 1..<boundaries.count {
             if rng.bernoulli(0.55) {
-                bands.append(Band(kind: .muscle, level: rng.uniform(0.28...0.45), mottle: 0.25,
-                                  streaks: rng.uniform(0.3...0.6)))
+                bands.append(Band(kind: .muscle, level: rng.uniform(0.2...0.35), mottle: 0.25,
+                                  streaks: rng.uniform(0.4...0.8)))
             } else {
-                bands.append(Band(kind: .fat, level: rng.uniform(0.55...0.85), mottle: 0.35,
-                                  streaks: rng.uniform(0.15...0.3)))
+                bands.append(Band(kind: .fat, level: rng.uniform(0.6...1.0), mottle: 0.3,
+                                  streaks: rng.uniform(0.2...0.4)))
             }
         }
         self.bands = bands
@@ -180,7 +180,7 @@ struct SubjectAnatomy: Sendable {
         var fascia: [Fascia] = []
         var skin = boundaries[0]
         skin.base *= 0.5
-        fascia.append(Fascia(curve: skin, amplitude: rng.uniform(0.9...1.3), sigma: 1.3,
+        fascia.append(Fascia(curve: skin, amplitude: rng.uniform(1.8...2.6), sigma: 1.5,
                              profile: .random(range: 0.8...1.1, rng: &rng)))
         for (k, factor) in [(2.0, 0.22), (3.0, 0.1)] {
             var echo = skin
@@ -188,12 +188,12 @@ struct SubjectAnatomy: Sendable {
             fascia.append(Fascia(curve: echo, amplitude: factor, sigma: 1.5, profile: .random(range: 0.6...1.2, rng: &rng)))
         }
         for curve in boundaries.dropFirst() where rng.bernoulli(0.8) {
-            fascia.append(Fascia(curve: curve, amplitude: rng.uniform(0.4...1.0), sigma: rng.uniform(0.8...1.5),
+            fascia.append(Fascia(curve: curve, amplitude: rng.uniform(1.0...2.2), sigma: rng.uniform(1.0...1.8),
                                  profile: .random(range: -0.3...1.3, rng: &rng)))
         }
         for _ in 0..<rng.int(in: 2...4) {
             let curve = WavyCurve.random(base: rng.uniform(60...380), amplitude: rng.uniform(3...10), tilt: 0.12, rng: &rng)
-            fascia.append(Fascia(curve: curve, amplitude: rng.uniform(0.3...0.7), sigma: rng.uniform(0.7...1.2),
+            fascia.append(Fascia(curve: curve, amplitude: rng.uniform(0.6...1.4), sigma: rng.uniform(0.8...1.3),
                                  profile: .random(range: -1.0...1.2, rng: &rng)))
         }
         self.fascia = fascia
@@ -202,7 +202,7 @@ struct SubjectAnatomy: Sendable {
         // each present in some subjects and kept clear of the nerve and of each other.
         var vessels: [Vessel] = []
         for isVein in [false, true] where rng.bernoulli(isVein ? 0.6 : 0.65) {
-            let rx = isVein ? rng.uniform(14...28) : rng.uniform(15...28)
+            let rx = isVein ? rng.uniform(20...38) : rng.uniform(22...38)
             let ry = isVein ? rx * rng.uniform(0.55...0.85) : rx * rng.uniform(0.9...1.0)
             for _ in 0..<20 {
                 let v = Vessel(cx: rng.uniform(40...540), cy: rng.uniform(90...300), rx: rx, ry: ry,
@@ -220,8 +220,8 @@ struct SubjectAnatomy: Sendable {
         // Bone: a deep bright arc with an acoustic shadow, never above the nerve.
         if rng.bernoulli(0.75) {
             var bone = Bone(cx: rng.uniform(60...520), apex: rng.uniform(290...370), halfWidth: rng.uniform(50...130),
-                            curvature: rng.uniform(0.0015...0.005), brightness: rng.uniform(1.6...2.6),
-                            thickness: rng.uniform(1.5...2.5), shadow: rng.uniform(0.8...0.95),
+                            curvature: rng.uniform(0.0015...0.005), brightness: rng.uniform(3...5),
+                            thickness: rng.uniform(2...3.2), shadow: rng.uniform(0.8...0.95),
                             shadowLength: rng.uniform(8...20))
             let overlaps = abs(bone.cx - nerve.cx) < bone.halfWidth + nerveRadius
             if overlaps { bone.apex = max(bone.apex, nerve.cy + nerveRadius + 40) }
@@ -240,7 +240,7 @@ struct SubjectAnatomy: Sendable {
     private static func placeFascicles(nerve: NerveAnatomy, rng: inout SeededGenerator) -> [Fascicle] {
         let (a, b) = nerve.axes(areaFactor: 1)
         let count = min(20, max(5, Int(nerve.area / 380)))
-        let baseRadius = 0.5 * (nerve.area / (.pi * Double(count))).squareRoot()
+        let baseRadius = 0.55 * (nerve.area / (.pi * Double(count))).squareRoot()
         var result: [Fascicle] = []
         var tries = 0
         while result.count < count && tries < 600 {

@@ -13,48 +13,81 @@ enum Filters {
     }
 
     /// Horizontal convolution of each row with a row-dependent kernel (`kernels[kernelOfRow[y]]`).
+    /// Each row is copied into a padded buffer (edges clamped), then eight outputs at a time are
+    /// accumulated tap by tap in SIMD registers (same operation order for every pixel, so the
+    /// result does not depend on vectorisation).
     static func convolveRows(_ src: [Float], width w: Int, height h: Int,
                              kernels: [[Float]], kernelOfRow: (Int) -> Int) -> [Float] {
+        let maxRadius = kernels.map { $0.count / 2 }.max() ?? 0
+        let lanes = 8
+        let chunks = (w + lanes - 1) / lanes
+        var padded = [Float](repeating: 0, count: chunks * lanes + 2 * maxRadius + lanes)
+        var out = [Float](repeating: 0, count: chunks * lanes)
         var dst = [Float](repeating: 0, count: w * h)
         src.withUnsafeBufferPointer { s in
-            dst.withUnsafeMutableBufferPointer { d in
-                for y in 0..<h {
-                    let kernel = kernels[kernelOfRow(y)]
-                    let r = kernel.count / 2
-                    let row = y * w
-                    kernel.withUnsafeBufferPointer { k in
+        dst.withUnsafeMutableBufferPointer { d in
+        padded.withUnsafeMutableBufferPointer { pad in
+        out.withUnsafeMutableBufferPointer { o in
+            let pb = UnsafeRawPointer(pad.baseAddress!)
+            let ob = UnsafeMutableRawPointer(o.baseAddress!)
+            for y in 0..<h {
+                let row = y * w
+                let kernel = kernels[kernelOfRow(y)]
+                let r = kernel.count / 2
+                // pad[i] = src[row + clamp(i - maxRadius)]
+                for i in 0..<pad.count { pad[i] = s[row + min(w - 1, max(0, i - maxRadius))] }
+                kernel.withUnsafeBufferPointer { k in
+                    for c in 0..<chunks {
+                        var acc = SIMD8<Float>(repeating: 0)
+                        let base = c * lanes + maxRadius - r
                         for t in 0..<k.count {
-                            let kt = k[t]
-                            let off = t - r
-                            let lo = max(0, -off), hi = min(w, w - off)  // x + off stays inside
-                            if lo < hi { for x in lo..<hi { d[row + x] += kt * s[row + x + off] } }
-                            if lo > 0 { for x in 0..<lo { d[row + x] += kt * s[row] } }
-                            if hi < w { for x in hi..<w { d[row + x] += kt * s[row + w - 1] } }
+                            let v = pb.loadUnaligned(fromByteOffset: (base + t) * 4, as: SIMD8<Float>.self)
+                            acc += k[t] * v
                         }
+                        ob.storeBytes(of: acc, toByteOffset: c * lanes * 4, as: SIMD8<Float>.self)
                     }
                 }
+                for x in 0..<w { d[row + x] = o[x] }
             }
+        }
+        }
+        }
         }
         return dst
     }
 
-    /// Vertical convolution with one kernel.
+    /// Vertical convolution with one kernel (edges clamped), eight columns at a time.
     static func convolveColumns(_ src: [Float], width w: Int, height h: Int, kernel: [Float]) -> [Float] {
-        var dst = [Float](repeating: 0, count: w * h)
         let r = kernel.count / 2
+        let lanes = 8
+        let full = w / lanes * lanes
+        var dst = [Float](repeating: 0, count: w * h)
         src.withUnsafeBufferPointer { s in
-            dst.withUnsafeMutableBufferPointer { d in
-                kernel.withUnsafeBufferPointer { k in
-                    for y in 0..<h {
-                        let row = y * w
-                        for t in 0..<k.count {
-                            let kt = k[t]
-                            let srow = min(h - 1, max(0, y + t - r)) * w
-                            for x in 0..<w { d[row + x] += kt * s[srow + x] }
-                        }
+        dst.withUnsafeMutableBufferPointer { d in
+        kernel.withUnsafeBufferPointer { k in
+            let sb = UnsafeRawPointer(s.baseAddress!)
+            let db = UnsafeMutableRawPointer(d.baseAddress!)
+            for y in 0..<h {
+                let row = y * w
+                var x = 0
+                while x < full {
+                    var acc = SIMD8<Float>(repeating: 0)
+                    for t in 0..<k.count {
+                        let srow = min(h - 1, max(0, y + t - r)) * w
+                        acc += k[t] * sb.loadUnaligned(fromByteOffset: (srow + x) * 4, as: SIMD8<Float>.self)
                     }
+                    db.storeBytes(of: acc, toByteOffset: (row + x) * 4, as: SIMD8<Float>.self)
+                    x += lanes
+                }
+                while x < w {
+                    var acc: Float = 0
+                    for t in 0..<k.count { acc += k[t] * s[min(h - 1, max(0, y + t - r)) * w + x] }
+                    d[row + x] = acc
+                    x += 1
                 }
             }
+        }
+        }
         }
         return dst
     }
@@ -78,12 +111,21 @@ enum Filters {
                     @inline(__always) func at(_ x: Int) -> Float { a[row + min(w - 1, max(0, x))] }
                     var sum: Float = 0
                     for x in -r...r { sum += at(x) }
-                    for x in 0..<w {
+                    let lo = min(w, r), hi = max(lo, w - r - 1)
+                    for x in 0..<lo {
+                        b[row + x] = sum * norm
+                        sum += at(x + r + 1) - at(x - r)
+                    }
+                    for x in lo..<hi {  // x - r >= 0 and x + r + 1 < w: no clamping
+                        b[row + x] = sum * norm
+                        sum += a[row + x + r + 1] - a[row + x - r]
+                    }
+                    for x in hi..<w {
                         b[row + x] = sum * norm
                         sum += at(x + r + 1) - at(x - r)
                     }
                 }
-                for i in 0..<(w * h) { a[i] = b[i] }
+                a.baseAddress!.update(from: b.baseAddress!, count: w * h)
             }
         }
     }
@@ -108,7 +150,7 @@ enum Filters {
                         }
                     }
                 }
-                for i in 0..<(w * h) { a[i] = b[i] }
+                a.baseAddress!.update(from: b.baseAddress!, count: w * h)
             }
         }
     }

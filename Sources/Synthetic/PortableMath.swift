@@ -14,7 +14,7 @@ enum PortableMath {
     private static let invHalfPi = 6.36619772367581382433e-01
 
     /// e^x. Returns 0 below -708 and +infinity above 709.
-    static func exp(_ x: Double) -> Double {
+    @inline(__always) static func exp(_ x: Double) -> Double {
         if x.isNaN { return x }
         if x < -708 { return 0 }
         if x > 709 { return .infinity }
@@ -38,12 +38,14 @@ enum PortableMath {
     }
 
     /// Natural logarithm. Returns -infinity at 0 and NaN for negative arguments.
-    static func log(_ x: Double) -> Double {
+    @inline(__always) static func log(_ x: Double) -> Double {
         if x.isNaN || x < 0 { return .nan }
         if x == 0 { return -.infinity }
         if x.isInfinite { return x }
-        var e = Double(x.exponent)
-        var m = x.significand  // [1, 2)
+        if x < 0x1p-1022 { return log(x * 0x1p54) - 54 * 0.693_147_180_559_945_3 }  // subnormal
+        let bits = x.bitPattern  // x = m 2^e with m in [1, 2), read from the bits (fast, exact)
+        var e = Double(Int((bits >> 52) & 0x7FF) - 1023)
+        var m = Double(bitPattern: (bits & 0x000F_FFFF_FFFF_FFFF) | 0x3FF0_0000_0000_0000)
         if m > 1.4142135623730951 { m *= 0.5; e += 1 }
         // ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.1716.
         let s = (m - 1) / (m + 1)

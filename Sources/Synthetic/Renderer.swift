@@ -2,9 +2,10 @@
 //
 // reflectivity E(x, y)  = tissue bands (level x mottled texture + bright streaks)
 //                         + fascia ridges + vessels + bone arc + nerve (replaces the tissue)
+// blurred by the point-spread function (thin lines come out as smeared echoes)
 // transmission T(x, y)  = acoustic shadow below the bone x posterior enhancement below vessels
 // gain G(y) V(x)        = depth attenuation with partial TGC, darker lateral edges
-// speckle S(x, y)       = |complex noise smoothed by the point-spread function|, mean 1
+// speckle S(x, y)       = |complex noise smoothed by the point-spread function|, 2 looks, mean 1
 // pixel                 = log compression of (E T G V + noise floor) S to the display range
 
 /// Scene renderer. Geometry is in reference pixels; `sx`, `sy` scale to the output size.
@@ -30,6 +31,7 @@ struct Renderer {
         if let nerve = pose.nerve {
             addNerve(nerve, texture: nerveTexture(seed: pose.speckleSeed), into: &reflectivity, mask: &mask)
         }
+        reflectivity = pointSpread(reflectivity, scale: 0.55)
         let speckle = self.speckle(seed: pose.speckleSeed)
         let image = compress(anatomy: anatomy, pose: pose, reflectivity: reflectivity,
                              transmission: transmission, speckle: speckle)
@@ -56,14 +58,14 @@ struct Renderer {
     /// Margin (reference pixels) of the subject texture canvas around the frame, for probe shifts.
     static let margin = 40
 
-    /// Two subject-level texture planes on a canvas in anatomy coordinates: a mottled texture and
-    /// laterally elongated streaks, both standardised.
+    /// Two subject-level texture planes on a canvas in anatomy coordinates: a mottled texture
+    /// (half resolution: it is smooth) and laterally elongated streaks, both standardised.
     private func textures(seed: UInt64) -> (mottle: [Float], streaks: [Float], cw: Int, ch: Int) {
         let cw = Int(referenceWidth) + 2 * Renderer.margin, ch = Int(referenceHeight) + 2 * Renderer.margin
         var rng = SeededGenerator(seed: seed)
-        var mottle = Renderer.whiteNoise(count: cw * ch, rng: &rng)
+        var mottle = Renderer.whiteNoise(count: (cw / 2) * (ch / 2), rng: &rng)
         var streaks = Renderer.whiteNoise(count: cw * ch, rng: &rng)
-        Filters.boxBlur3(&mottle, width: cw, height: ch, radiusX: 4, radiusY: 2)
+        Filters.boxBlur3(&mottle, width: cw / 2, height: ch / 2, radiusX: 2, radiusY: 1)
         Filters.boxBlur3(&streaks, width: cw, height: ch, radiusX: 5, radiusY: 1)
         Filters.standardise(&mottle)
         Filters.standardise(&streaks)
@@ -86,7 +88,8 @@ struct Renderer {
         out.withUnsafeMutableBufferPointer { e in
             @inline(__always) func value(_ band: Int, _ t: Int) -> Float {
                 let s = st[t] - 1.0
-                return levels[band] * (1 + mottles[band] * mo[t]) + streakAmps[band] * (s > 0 ? s : 0)
+                let tm = (t / cw / 2) * (cw / 2) + min(cw / 2 - 1, (t % cw) / 2)
+                return levels[band] * (1 + mottles[band] * mo[tm]) + streakAmps[band] * (s > 0 ? s : 0)
             }
             for x in 0..<width {
                 let ax = refX(x) - pose.dx
@@ -182,7 +185,7 @@ struct Renderer {
                 let ax = refX(x) - pose.dx
                 let edge = bone.halfWidth - abs(ax - bone.cx)
                 if edge <= 0 { continue }
-                let taper = Self.smoothstep(edge / 15)  // ends fade over 15 px
+                let taper = Self.smoothstep(edge / 25)  // ends fade over 25 px
                 let yc = pose.map(x: ax, y: bone.y(ax)).y
                 let th = bone.thickness
                 for y in rows(yc - 3 * th, yc + 3 * th) {
@@ -291,15 +294,15 @@ struct Renderer {
                         }
                         let tx = min(ts - 1, max(0, Int(p.lu + Double(ts / 2))))
                         let ty = min(ts - 1, max(0, Int(p.lv + Double(ts / 2))))
-                        var interior = 0.3 * (1 + 0.2 * Double(tex[ty * ts + tx]))
-                        if dmin < 1 { interior = 0.09 + 0.12 * dmin * dmin }
-                        let border = (dmin - 1.08) / 0.22
-                        interior += 0.5 * PortableMath.exp(-border * border)
+                        var interior = 0.24 * (1 + 0.25 * Double(tex[ty * ts + tx]))
+                        if dmin < 1 { interior = 0.05 + 0.1 * dmin * dmin }
+                        let border = (dmin - 1.1) / 0.3
+                        interior += 0.9 * PortableMath.exp(-border * border)
                         value += inside * interior
                     }
                     // Epineurium: bright rim just inside the outline, strongest at top and bottom.
                     let rd = dpx + 1.0
-                    value += n.rim * (0.55 + 0.45 * abs(p.s)) * PortableMath.exp(-rd * rd / (2 * 1.3 * 1.3))
+                    value += n.rim * (0.55 + 0.45 * abs(p.s)) * PortableMath.exp(-rd * rd / (2 * 1.5 * 1.5))
                     e[i] = Float(value)
                 }
             }
@@ -310,47 +313,59 @@ struct Renderer {
 
     // MARK: Speckle and display
 
-    /// Rayleigh speckle: magnitude of a complex white field smoothed by an anisotropic Gaussian
-    /// point-spread function (wider laterally, and widening with depth), normalised to mean 1.
-    /// The white field is uniform rather than Gaussian: after smoothing over ~20 samples it is
-    /// Gaussian to within a few percent in kurtosis (central limit), and it is much cheaper.
-    private func speckle(seed: UInt64) -> [Float] {
+    /// Row kernels of the point-spread function (lateral width grows with depth, six depth zones),
+    /// and its axial kernel; `scale` multiplies the widths.
+    private func psfKernels(scale: Double) -> (rows: [[Float]], column: [Float], rowKernel: (Int) -> Int) {
+        let h = height
+        let rows = (0..<6).map { Filters.gaussianKernel(sigma: scale * (2.4 + 1.4 * Double($0) / 5) * sx) }
+        return (rows, Filters.gaussianKernel(sigma: scale * 1.3 * sy), { min(5, $0 * 6 / h) })
+    }
+
+    /// Blurs a plane by the point-spread function: the scanner cannot resolve details finer than
+    /// its beam, so thin lines and fascicle borders come out as blurred, laterally smeared echoes.
+    private func pointSpread(_ plane: [Float], scale: Double) -> [Float] {
+        let psf = psfKernels(scale: scale)
+        let rows = Filters.convolveRows(plane, width: width, height: height, kernels: psf.rows, kernelOfRow: psf.rowKernel)
+        return Filters.convolveColumns(rows, width: width, height: height, kernel: psf.column)
+    }
+
+    /// Speckle: magnitude of complex white noise smoothed by an anisotropic Gaussian point-spread
+    /// function (wider laterally, widening with depth), i.e. Rayleigh-distributed grains that are
+    /// correlated and elongated laterally. `looks` independent realisations are compounded (their
+    /// intensities averaged, as spatial compounding does on modern scanners), which removes the
+    /// unnaturally black network of zero crossings of a single look; the result is normalised to
+    /// mean 1. The white field is uniform rather than Gaussian: after smoothing over ~30 samples it
+    /// is Gaussian to within a few percent in kurtosis (central limit), and much cheaper to draw.
+    private func speckle(seed: UInt64, looks: Int = 2) -> [Float] {
         var rng = SeededGenerator(seed: seed, stream: 0x5350_4B4C)  // "SPKL"
         let n = width * height
-        let sigmas = (0..<6).map { 1.6 + 1.2 * Double($0) / 5 }
-        let kernels = sigmas.map { Filters.gaussianKernel(sigma: $0 * sx) }
-        let columnKernel = Filters.gaussianKernel(sigma: 0.9 * sy)
         let h = height
-        var fields: [[Float]] = []
-        for _ in 0..<2 {
-            let white = Renderer.whiteNoise(count: n, rng: &rng)
-            let rowsBlurred = Filters.convolveRows(white, width: width, height: h, kernels: kernels) { min(5, $0 * 6 / h) }
-            fields.append(Filters.convolveColumns(rowsBlurred, width: width, height: h, kernel: columnKernel))
+        var intensity = [Float](repeating: 0, count: n)
+        for _ in 0..<(2 * looks) {  // real and imaginary parts of each look
+            let part = pointSpread(Renderer.whiteNoise(count: n, rng: &rng), scale: 1)
+            part.withUnsafeBufferPointer { p in
+                intensity.withUnsafeMutableBufferPointer { s in for i in 0..<n { s[i] += p[i] * p[i] } }
+            }
         }
-        var magnitude = [Float](repeating: 0, count: n)
         var total = 0.0
-        fields[0].withUnsafeBufferPointer { re in
-        fields[1].withUnsafeBufferPointer { im in
-        magnitude.withUnsafeMutableBufferPointer { mag in
-            for i in 0..<n { mag[i] = (re[i] * re[i] + im[i] * im[i]).squareRoot() }
+        intensity.withUnsafeMutableBufferPointer { s in
+            for i in 0..<n { s[i] = s[i].squareRoot() }
             for y in 0..<h {  // row sums keep the Double accumulation cheap
                 var rowSum: Float = 0
-                for x in 0..<width { rowSum += mag[y * width + x] }
+                for x in 0..<width { rowSum += s[y * width + x] }
                 total += Double(rowSum)
             }
             let scale = Float(Double(n) / max(total, 1e-30))
-            for i in 0..<n { mag[i] *= scale }
+            for i in 0..<n { s[i] *= scale }
         }
-        }
-        }
-        return magnitude
+        return intensity
     }
 
     private func compress(anatomy: SubjectAnatomy, pose: ImagePose, reflectivity: [Float],
                           transmission: [Float], speckle: [Float]) -> [UInt8] {
         // Display: 0 at `lowDB`, 255 at `lowDB + dynamicRange` (decibels of the echo amplitude).
-        let dynamicRange = 50.0
-        let lowDB = -27.0 - anatomy.gainDB - pose.gainDB
+        let dynamicRange = 60.0
+        let lowDB = -33.0 - anatomy.gainDB - pose.gainDB
         let floor: Float = 0.035  // electronic noise: keeps shadows and lumens grainy, not black
         let gains = (0..<height).map { y -> Float in
             let d = refY(y) / referenceHeight
@@ -373,7 +388,7 @@ struct Renderer {
                     let amplitude = (e[i] * tr[i] * g * lateral[x] + floor) * sp[i]
                     let db = dbPerLog * PortableMath.log(Double(max(amplitude, 1e-6)))
                     let level = 255 * (db - lowDB) / dynamicRange
-                    o[i] = UInt8(min(255, max(0, level.rounded())))
+                    o[i] = UInt8(min(255, max(0, level)) + 0.5)  // round half up
                 }
             }
         }
