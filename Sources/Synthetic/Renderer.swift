@@ -270,6 +270,16 @@ struct Renderer {
         let box = Self.nerveExtent(n, pad: 16)
         let fascicles = n.fascicles.map { (u: $0.u * n.a, v: $0.v * n.b, inv: 1 / $0.radius) }
         let ts = texture.size
+        // The nerve is hypoechoic relative to its surroundings: scale its echoes by the mean
+        // reflectivity of the tissue around it (4 to 14 px out), relative to a typical 0.55.
+        var ringSum = 0.0, ringCount = 0.0
+        for y in rows(box.y0, box.y1) {
+            for x in columns(box.x0, box.x1) {
+                let dpx = Self.nerveCoordinates(n, cosA: cosA, sinA: sinA, x: refX(x), y: refY(y)).dpx
+                if dpx >= 4 && dpx <= 14 { ringSum += Double(e[y * width + x]); ringCount += 1 }
+            }
+        }
+        let contrast = ringCount > 0 ? min(1.2, max(0.4, ringSum / ringCount / 0.55)) : 1
         e.withUnsafeMutableBufferPointer { e in
         mask.withUnsafeMutableBufferPointer { m in
         texture.values.withUnsafeBufferPointer { tex in
@@ -282,7 +292,7 @@ struct Renderer {
                     if p.rn < 1 { m[i] = 255 }
                     // Perineural fat: a slightly brighter halo around the nerve.
                     var outside = Double(e[i])
-                    if dpx > 0 { outside *= 1 + 0.35 * PortableMath.exp(-(dpx - 6) * (dpx - 6) / 32) }
+                    if dpx > 0 { outside *= 1 + 0.5 * PortableMath.exp(-(dpx - 7) * (dpx - 7) / 40) }
                     let inside = min(1, max(0, 0.5 - dpx))
                     var value = outside * (1 - inside)
                     if inside > 0 {
@@ -294,14 +304,14 @@ struct Renderer {
                         }
                         let tx = min(ts - 1, max(0, Int(p.lu + Double(ts / 2))))
                         let ty = min(ts - 1, max(0, Int(p.lv + Double(ts / 2))))
-                        var interior = 0.24 * (1 + 0.25 * Double(tex[ty * ts + tx]))
-                        if dmin < 1 { interior = 0.05 + 0.1 * dmin * dmin }
+                        var interior = 0.17 * (1 + 0.25 * Double(tex[ty * ts + tx]))
+                        if dmin < 1 { interior = 0.04 + 0.08 * dmin * dmin }
                         let border = (dmin - 1.1) / 0.3
-                        interior += 0.9 * PortableMath.exp(-border * border)
-                        value += inside * interior
+                        interior += 0.6 * PortableMath.exp(-border * border)
+                        value += inside * interior * contrast
                     }
                     // Epineurium: bright rim just inside the outline, strongest at top and bottom.
-                    let rd = dpx + 1.0
+                    let rd = dpx + 0.5
                     value += n.rim * (0.55 + 0.45 * abs(p.s)) * PortableMath.exp(-rd * rd / (2 * 1.5 * 1.5))
                     e[i] = Float(value)
                 }
