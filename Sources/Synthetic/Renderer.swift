@@ -31,7 +31,7 @@ struct Renderer {
         if let nerve = pose.nerve {
             addNerve(nerve, texture: nerveTexture(seed: pose.speckleSeed), into: &reflectivity, mask: &mask)
         }
-        reflectivity = pointSpread(reflectivity, scale: 0.55)
+        reflectivity = pointSpread(reflectivity, scale: 0.55, planeWidth: width, planeHeight: height)
         let speckle = self.speckle(seed: pose.speckleSeed)
         let image = compress(anatomy: anatomy, pose: pose, reflectivity: reflectivity,
                              transmission: transmission, speckle: speckle)
@@ -324,19 +324,21 @@ struct Renderer {
     // MARK: Speckle and display
 
     /// Row kernels of the point-spread function (lateral width grows with depth, six depth zones),
-    /// and its axial kernel; `scale` multiplies the widths.
-    private func psfKernels(scale: Double) -> (rows: [[Float]], column: [Float], rowKernel: (Int) -> Int) {
+    /// and its axial kernel; `scale` multiplies the widths. `rowOffset` shifts the depth zones
+    /// for planes that start above the image (padded planes).
+    private func psfKernels(scale: Double, rowOffset: Int = 0) -> (rows: [[Float]], column: [Float], rowKernel: (Int) -> Int) {
         let h = height
         let rows = (0..<6).map { Filters.gaussianKernel(sigma: scale * (2.4 + 1.4 * Double($0) / 5) * sx) }
-        return (rows, Filters.gaussianKernel(sigma: scale * 1.3 * sy), { min(5, $0 * 6 / h) })
+        return (rows, Filters.gaussianKernel(sigma: scale * 1.3 * sy), { min(5, max(0, ($0 - rowOffset) * 6 / h)) })
     }
 
-    /// Blurs a plane by the point-spread function: the scanner cannot resolve details finer than
-    /// its beam, so thin lines and fascicle borders come out as blurred, laterally smeared echoes.
-    private func pointSpread(_ plane: [Float], scale: Double) -> [Float] {
-        let psf = psfKernels(scale: scale)
-        let rows = Filters.convolveRows(plane, width: width, height: height, kernels: psf.rows, kernelOfRow: psf.rowKernel)
-        return Filters.convolveColumns(rows, width: width, height: height, kernel: psf.column)
+    /// Blurs a `planeWidth` x `planeHeight` plane by the point-spread function: the scanner cannot
+    /// resolve details finer than its beam, so thin lines and fascicle borders come out as
+    /// blurred, laterally smeared echoes.
+    private func pointSpread(_ plane: [Float], scale: Double, planeWidth: Int, planeHeight: Int, rowOffset: Int = 0) -> [Float] {
+        let psf = psfKernels(scale: scale, rowOffset: rowOffset)
+        let rows = Filters.convolveRows(plane, width: planeWidth, height: planeHeight, kernels: psf.rows, kernelOfRow: psf.rowKernel)
+        return Filters.convolveColumns(rows, width: planeWidth, height: planeHeight, kernel: psf.column)
     }
 
     /// Speckle: magnitude of complex white noise smoothed by an anisotropic Gaussian point-spread
@@ -350,11 +352,21 @@ struct Renderer {
         var rng = SeededGenerator(seed: seed, stream: 0x5350_4B4C)  // "SPKL"
         let n = width * height
         let h = height
+        // The noise is drawn on a padded plane and cropped after smoothing, so that the speckle
+        // statistics are the same at the image edges (edge clamping would brighten them).
+        let pad = psfKernels(scale: 1).rows.map { $0.count / 2 }.max()! + 1
+        let pw = width + 2 * pad, ph = height + 2 * pad
         var intensity = [Float](repeating: 0, count: n)
         for _ in 0..<(2 * looks) {  // real and imaginary parts of each look
-            let part = pointSpread(Renderer.whiteNoise(count: n, rng: &rng), scale: 1)
+            let noise = Renderer.whiteNoise(count: pw * ph, rng: &rng)
+            let part = pointSpread(noise, scale: 1, planeWidth: pw, planeHeight: ph, rowOffset: pad)
             part.withUnsafeBufferPointer { p in
-                intensity.withUnsafeMutableBufferPointer { s in for i in 0..<n { s[i] += p[i] * p[i] } }
+                intensity.withUnsafeMutableBufferPointer { s in
+                    for y in 0..<h {
+                        let src = (y + pad) * pw + pad, dst = y * width
+                        for x in 0..<width { s[dst + x] += p[src + x] * p[src + x] }
+                    }
+                }
             }
         }
         var total = 0.0
