@@ -20,12 +20,20 @@ enum Filters {
     /// result does not depend on vectorisation).
     static func convolveRows(_ src: [Float], width w: Int, height h: Int,
                              kernels: [[Float]], kernelOfRow: (Int) -> Int) -> [Float] {
+        var dst = [Float](repeating: 0, count: w * h)
+        convolveRows(src, width: w, height: h, kernels: kernels, kernelOfRow: kernelOfRow, into: &dst)
+        return dst
+    }
+
+    /// `convolveRows` writing every element of an existing `w * h` buffer (no allocation).
+    static func convolveRows(_ src: [Float], width w: Int, height h: Int,
+                             kernels: [[Float]], kernelOfRow: (Int) -> Int, into dst: inout [Float]) {
+        precondition(src.count == w * h && dst.count == w * h)
         let maxRadius = kernels.map { $0.count / 2 }.max() ?? 0
         let lanes = 8
         let chunks = (w + lanes - 1) / lanes
         var padded = [Float](repeating: 0, count: chunks * lanes + 2 * maxRadius + lanes)
         var out = [Float](repeating: 0, count: chunks * lanes)
-        var dst = [Float](repeating: 0, count: w * h)
         src.withUnsafeBufferPointer { s in
         dst.withUnsafeMutableBufferPointer { d in
         padded.withUnsafeMutableBufferPointer { pad in
@@ -47,7 +55,6 @@ enum Filters {
         }
         }
         }
-        return dst
     }
 
     /// Inner loop of `convolveRows`: `out[8c ..< 8c + 8] = sum_t k[t] * pad[8c + offset + t ...]`.
@@ -111,6 +118,13 @@ enum Filters {
     /// Vertical convolution with one kernel (edges clamped), eight columns at a time.
     static func convolveColumns(_ src: [Float], width w: Int, height h: Int, kernel: [Float]) -> [Float] {
         var dst = [Float](repeating: 0, count: w * h)
+        convolveColumns(src, width: w, height: h, kernel: kernel, into: &dst)
+        return dst
+    }
+
+    /// `convolveColumns` writing every element of an existing `w * h` buffer (no allocation).
+    static func convolveColumns(_ src: [Float], width w: Int, height h: Int, kernel: [Float], into dst: inout [Float]) {
+        precondition(src.count == w * h && dst.count == w * h)
         src.withUnsafeBufferPointer { s in
         dst.withUnsafeMutableBufferPointer { d in
         kernel.withUnsafeBufferPointer { k in
@@ -118,7 +132,6 @@ enum Filters {
         }
         }
         }
-        return dst
     }
 
     /// Approximate Gaussian blur by three passes of a box filter in each direction (constant cost

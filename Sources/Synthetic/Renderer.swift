@@ -357,9 +357,13 @@ struct Renderer {
         let pad = psfKernels(scale: 1).rows.map { $0.count / 2 }.max()! + 1
         let pw = width + 2 * pad, ph = height + 2 * pad
         var intensity = [Float](repeating: 0, count: n)
+        var noise = [Float](repeating: 0, count: pw * ph)
+        var rowsBlurred = noise, part = noise  // buffers reused for every plane
+        let psf = psfKernels(scale: 1, rowOffset: pad)
         for _ in 0..<(2 * looks) {  // real and imaginary parts of each look
-            let noise = Renderer.whiteNoise(count: pw * ph, rng: &rng)
-            let part = pointSpread(noise, scale: 1, planeWidth: pw, planeHeight: ph, rowOffset: pad)
+            Renderer.whiteNoise(into: &noise, rng: &rng)
+            Filters.convolveRows(noise, width: pw, height: ph, kernels: psf.rows, kernelOfRow: psf.rowKernel, into: &rowsBlurred)
+            Filters.convolveColumns(rowsBlurred, width: pw, height: ph, kernel: psf.column, into: &part)
             part.withUnsafeBufferPointer { p in
                 intensity.withUnsafeMutableBufferPointer { s in
                     for y in 0..<h {
@@ -425,6 +429,13 @@ struct Renderer {
     /// Uniform white noise in [-1, 1), two values per 64-bit draw.
     static func whiteNoise(count: Int, rng: inout SeededGenerator) -> [Float] {
         var out = [Float](repeating: 0, count: count)
+        whiteNoise(into: &out, rng: &rng)
+        return out
+    }
+
+    /// Fills `out` with uniform white noise in [-1, 1), two values per 64-bit draw.
+    static func whiteNoise(into out: inout [Float], rng: inout SeededGenerator) {
+        let count = out.count
         out.withUnsafeMutableBufferPointer { p in
             var i = 0
             while i < count {
@@ -434,7 +445,6 @@ struct Renderer {
                 i += 2
             }
         }
-        return out
     }
 
     /// 0 below 0, 1 above 1, smooth in between.
