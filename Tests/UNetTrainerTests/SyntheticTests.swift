@@ -117,6 +117,15 @@ struct SyntheticTests {
         let after = d.trainImage(subject: 2, index: 3)
         #expect(alone.image == after.image && alone.mask == after.mask)
         #expect(testAlone == d.testImage(id: 3))
+        // Generated concurrently, in whatever order the threads run: the same bytes.
+        let samples = d.trainSamples
+        let results = LockedArray(count: samples.count)
+        DispatchQueue.concurrentPerform(iterations: samples.count) { k in
+            results.set(k, d.trainImage(subject: samples[k].subject, index: samples[k].index).image)
+        }
+        let parallel = results.values
+        #expect(parallel[5] == alone.image)  // sample 5 is 2_3
+        #expect(parallel[0] == d.trainImage(subject: 1, index: 1).image)
     }
 
     // MARK: Masks and nerve statistics
@@ -292,6 +301,15 @@ struct SyntheticTests {
         }
         for id in 1...d.testCount { try write(d.testImage(id: id), "test_\(id).pgm") }
     }
+}
+
+/// Results written from several threads.
+private final class LockedArray: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [[UInt8]?]
+    init(count: Int) { storage = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ value: [UInt8]) { lock.withLock { storage[index] = value } }
+    var values: [[UInt8]?] { lock.withLock { storage } }
 }
 
 /// A running mean.
