@@ -41,7 +41,7 @@ struct CLITests {
             let image = try TIFF.read(dir + "/raw/train/1_2.tif")
             #expect(image.width == 580 && image.height == 420 && image.bitsPerSample == 8)
 
-            let again = try Self.run(["synth", "--out", dir + "/raw", "--train", "4", "--test", "2"])
+            let again = try Self.run(["synth", "--out", dir + "/raw", "--train", "4", "--test", "2", "--subjects", "2"])
             #expect(again.status != 0 && again.stderr.contains("already exists"))
 
             let prepare = try Self.run(["prepare", "--raw", dir + "/raw", "--out", dir + "/data"])
