@@ -132,6 +132,8 @@ struct SubjectAnatomy: Sendable {
     var attenuation: Double
     var tgc: Double
     var textureSeed: UInt64
+    /// Width factor of the point-spread function (probe frequency and focus): speckle grain size.
+    var resolution: Double
 
     /// Whether image `index` of this subject shows the nerve: a Weyl (golden-ratio) sequence with a
     /// random phase, so each subject shows the nerve in very nearly 40% of its images, in an
@@ -234,6 +236,7 @@ struct SubjectAnatomy: Sendable {
         attenuation = rng.uniform(1.3...2.0)
         tgc = rng.uniform(0.2...0.6)
         textureSeed = rng.next()
+        resolution = rng.uniform(0.85...1.15)
     }
 
     /// Non-overlapping fascicles inside the nerve (rejection sampling in the normalised disk).

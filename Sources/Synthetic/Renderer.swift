@@ -31,8 +31,8 @@ struct Renderer {
         if let nerve = pose.nerve {
             addNerve(nerve, texture: nerveTexture(seed: pose.speckleSeed), into: &reflectivity, mask: &mask)
         }
-        reflectivity = pointSpread(reflectivity, scale: 0.55, planeWidth: width, planeHeight: height)
-        let speckle = self.speckle(seed: pose.speckleSeed)
+        reflectivity = pointSpread(reflectivity, scale: 0.55 * anatomy.resolution, planeWidth: width, planeHeight: height)
+        let speckle = self.speckle(seed: pose.speckleSeed, resolution: anatomy.resolution)
         let image = compress(anatomy: anatomy, pose: pose, reflectivity: reflectivity,
                              transmission: transmission, speckle: speckle)
         return (image, mask)
@@ -348,18 +348,18 @@ struct Renderer {
     /// unnaturally black network of zero crossings of a single look; the result is normalised to
     /// mean 1. The white field is uniform rather than Gaussian: after smoothing over ~30 samples it
     /// is Gaussian to within a few percent in kurtosis (central limit), and much cheaper to draw.
-    private func speckle(seed: UInt64, looks: Int = 2) -> [Float] {
+    private func speckle(seed: UInt64, resolution: Double, looks: Int = 2) -> [Float] {
         var rng = SeededGenerator(seed: seed, stream: 0x5350_4B4C)  // "SPKL"
         let n = width * height
         let h = height
         // The noise is drawn on a padded plane and cropped after smoothing, so that the speckle
         // statistics are the same at the image edges (edge clamping would brighten them).
-        let pad = psfKernels(scale: 1).rows.map { $0.count / 2 }.max()! + 1
+        let pad = psfKernels(scale: resolution).rows.map { $0.count / 2 }.max()! + 1
         let pw = width + 2 * pad, ph = height + 2 * pad
         var intensity = [Float](repeating: 0, count: n)
         var noise = [Float](repeating: 0, count: pw * ph)
         var rowsBlurred = noise, part = noise  // buffers reused for every plane
-        let psf = psfKernels(scale: 1, rowOffset: pad)
+        let psf = psfKernels(scale: resolution, rowOffset: pad)
         for _ in 0..<(2 * looks) {  // real and imaginary parts of each look
             Renderer.whiteNoise(into: &noise, rng: &rng)
             Filters.convolveRows(noise, width: pw, height: ph, kernels: psf.rows, kernelOfRow: psf.rowKernel, into: &rowsBlurred)
