@@ -128,7 +128,7 @@ func cString(_ buffer: [CChar]) -> String {
 }
 
 /// Writes `text` to file descriptor 2 unbuffered (safe from any thread, and before an abort).
-func writeToStandardError(_ text: String) {
+public func writeToStandardError(_ text: String) {
     var bytes = Array(text.utf8)
     var offset = 0
     while offset < bytes.count {

@@ -3,20 +3,13 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Distributed
 import Synchronization
 
 /// Output helpers shared by the subcommands: stderr writes, one-line errors, and a progress line
 /// that redraws itself on a terminal and prints once at the end otherwise.
 enum Terminal {
-    static func writeError(_ text: String) {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
-            if n <= 0 { return }
-            offset += n
-        }
-    }
+    static func writeError(_ text: String) { writeToStandardError(text) }
 
     static var standardErrorIsTerminal: Bool { isatty(2) == 1 }
 
