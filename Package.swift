@@ -33,8 +33,11 @@ let package = Package(
         // MARK: Data I/O: NPY codec, TIFF through libtiff, dataset preparation.
         .target(name: "DataIO", dependencies: ["CTIFF"]),
 
+        // MARK: Seeded, portable randomness (data generation, shuffles, initialisation).
+        .target(name: "Random"),
+
         // MARK: Synthetic ultrasound dataset (pure Swift; written to disk through DataIO).
-        .target(name: "Synthetic", dependencies: []),
+        .target(name: "Synthetic", dependencies: ["Random"]),
 
         // MARK: The command-line tool, one type per subcommand.
         .executableTarget(
@@ -46,7 +49,7 @@ let package = Package(
 
         .testTarget(
             name: "UNetTrainerTests",
-            dependencies: ["Distributed", "DataIO", "Synthetic", "COpenBLAS", "CHDF5", "CTIFF"],
+            dependencies: ["Distributed", "DataIO", "Random", "Synthetic", "COpenBLAS", "CHDF5", "CTIFF"],
             exclude: ["Fixtures"]),
     ]
 )

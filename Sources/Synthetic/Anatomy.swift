@@ -1,3 +1,4 @@
+import Random
 // The scene model: a subject-level anatomy (drawn once per subject from its own random stream)
 // and a per-image pose (probe shift, tilt and pressure, gain, nerve presence and jitter, speckle
 // seed). All geometry is in "reference pixels" of the 580 x 420 frame; the renderer scales it to

@@ -1,3 +1,4 @@
+import Random
 // Separable smoothing filters on row-major Float planes (edges clamped). Hot loops use unsafe
 // buffers and SIMD accumulators in optimised builds. Unoptimised generic SIMD code is very slow,
 // so debug builds (tests) use scalar loops instead: they perform exactly the same floating-point

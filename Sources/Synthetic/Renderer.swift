@@ -1,3 +1,4 @@
+import Random
 // Renders a scene (subject anatomy + image pose) into an 8-bit B-mode-like image and its mask.
 //
 // reflectivity E(x, y)  = tissue bands (level x mottled texture + bright streaks)

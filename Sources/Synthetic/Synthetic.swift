@@ -1,3 +1,4 @@
+import Random
 // Synthetic neck-ultrasound images and brachial-plexus nerve masks, in the shape of the Kaggle
 // "Ultrasound Nerve Segmentation" data (580 x 420, 8-bit grayscale, masks 0/255).
 //

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Random
 @testable import Synthetic
 
 /// Tests of the synthetic ultrasound generator: the random generator, determinism, masks and nerve

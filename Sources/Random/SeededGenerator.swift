@@ -13,7 +13,7 @@
 /// It conforms to `RandomNumberGenerator`, so it can drive the standard library's
 /// `shuffle(using:)` and `Int.random(in:using:)` as well.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
+    @usableFromInline var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
 
     /// A generator for `seed`: the 256-bit state is filled by SplitMix64 started at `seed`.
     public init(seed: UInt64) {
@@ -41,7 +41,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     }
 
     /// The next 64 random bits (xoshiro256**).
-    public mutating func next() -> UInt64 {
+    @inlinable public mutating func next() -> UInt64 {
         let result = rotl(s1 &* 5, 7) &* 9
         let t = s1 << 17
         s2 ^= s0
@@ -54,22 +54,22 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     }
 
     /// A uniform `Double` in [0, 1) with 53 random bits.
-    public mutating func nextDouble() -> Double {
+    @inlinable public mutating func nextDouble() -> Double {
         Double(next() >> 11) * 0x1.0p-53
     }
 
     /// A uniform `Float` in [0, 1) with 24 random bits.
-    public mutating func nextFloat() -> Float {
+    @inlinable public mutating func nextFloat() -> Float {
         Float(next() >> 40) * 0x1.0p-24
     }
 
     /// A uniform `Double` in `range` (the upper bound is reached only through rounding).
-    public mutating func uniform(_ range: ClosedRange<Double>) -> Double {
+    @inlinable public mutating func uniform(_ range: ClosedRange<Double>) -> Double {
         range.lowerBound + (range.upperBound - range.lowerBound) * nextDouble()
     }
 
     /// A uniform integer in `range`, without modulo bias (Lemire's multiply-and-reject).
-    public mutating func int(in range: ClosedRange<Int>) -> Int {
+    @inlinable public mutating func int(in range: ClosedRange<Int>) -> Int {
         let span = UInt64(bitPattern: Int64(range.upperBound) &- Int64(range.lowerBound)) &+ 1
         if span == 0 { return Int(truncatingIfNeeded: next()) }  // the full 64-bit range
         var m = next().multipliedFullWidth(by: span)
@@ -81,20 +81,20 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     }
 
     /// `true` with probability `p`.
-    public mutating func bernoulli(_ p: Double) -> Bool {
+    @inlinable public mutating func bernoulli(_ p: Double) -> Bool {
         nextDouble() < p
     }
 
     /// A normal deviate (Box-Muller with the portable `PortableMath` functions, so it is
     /// bit-reproducible across platforms). The second deviate of the pair is discarded.
-    public mutating func normal(mean: Double = 0, standardDeviation: Double = 1) -> Double {
+    @inlinable public mutating func normal(mean: Double = 0, standardDeviation: Double = 1) -> Double {
         let u1 = 1.0 - nextDouble()  // (0, 1]: the logarithm stays finite
         let u2 = nextDouble()
         let r = (-2.0 * PortableMath.log(u1)).squareRoot()
         return mean + standardDeviation * r * PortableMath.cos(2.0 * Double.pi * u2)
     }
 
-    @inline(__always) private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 {
+    @usableFromInline @inline(__always) func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 {
         (x << k) | (x >> (64 - k))
     }
 

@@ -4,17 +4,17 @@
 // Accuracy is about 1e-11 or better over the ranges used here, far more than an 8-bit image needs.
 
 /// Portable, bit-reproducible `exp`, `log`, `sin` and `cos` in `Double`.
-enum PortableMath {
-    private static let ln2Hi = 6.93147180369123816490e-01
-    private static let ln2Lo = 1.90821492927058770002e-10
-    private static let invLn2 = 1.44269504088896338700e+00
-    private static let twoPiHi = 6.28318530717958623200e+00
-    private static let twoPiLo = 2.44929359829470635445e-16
-    private static let halfPi = 1.57079632679489655800e+00
-    private static let invHalfPi = 6.36619772367581382433e-01
+public enum PortableMath {
+    @usableFromInline static let ln2Hi = 6.93147180369123816490e-01
+    @usableFromInline static let ln2Lo = 1.90821492927058770002e-10
+    @usableFromInline static let invLn2 = 1.44269504088896338700e+00
+    @usableFromInline static let twoPiHi = 6.28318530717958623200e+00
+    @usableFromInline static let twoPiLo = 2.44929359829470635445e-16
+    @usableFromInline static let halfPi = 1.57079632679489655800e+00
+    @usableFromInline static let invHalfPi = 6.36619772367581382433e-01
 
     /// e^x. Returns 0 below -708 and +infinity above 709.
-    @inline(__always) static func exp(_ x: Double) -> Double {
+    @inlinable @inline(__always) public static func exp(_ x: Double) -> Double {
         if x.isNaN { return x }
         if x < -708 { return 0 }
         if x > 709 { return .infinity }
@@ -38,7 +38,7 @@ enum PortableMath {
     }
 
     /// Natural logarithm. Returns -infinity at 0 and NaN for negative arguments.
-    @inline(__always) static func log(_ x: Double) -> Double {
+    @inlinable @inline(__always) public static func log(_ x: Double) -> Double {
         if x.isNaN || x < 0 { return .nan }
         if x == 0 { return -.infinity }
         if x.isInfinite { return x }
@@ -61,7 +61,7 @@ enum PortableMath {
     }
 
     /// sin(x) and cos(x) together, for |x| up to about 1e6.
-    static func sinCos(_ x: Double) -> (sin: Double, cos: Double) {
+    public static func sinCos(_ x: Double) -> (sin: Double, cos: Double) {
         let k = roundHalfAway(x * (1.0 / twoPiHi))
         let r = (x - k * twoPiHi) - k * twoPiLo  // [-pi, pi]
         let q = roundHalfAway(r * invHalfPi)     // quadrant -2...2
@@ -93,12 +93,12 @@ enum PortableMath {
 
     /// Nearest integer, halves away from zero, for |x| < 2^52 (cheaper than `rounded()`, which
     /// calls into libm).
-    @inline(__always) static func roundHalfAway(_ x: Double) -> Double {
+    @inlinable @inline(__always) public static func roundHalfAway(_ x: Double) -> Double {
         let t = Double(Int64(x))  // truncation towards zero
         let f = x - t             // exact
         return f >= 0.5 ? t + 1 : (f <= -0.5 ? t - 1 : t)
     }
 
-    static func sin(_ x: Double) -> Double { sinCos(x).sin }
-    static func cos(_ x: Double) -> Double { sinCos(x).cos }
+    public static func sin(_ x: Double) -> Double { sinCos(x).sin }
+    public static func cos(_ x: Double) -> Double { sinCos(x).cos }
 }
