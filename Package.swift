@@ -33,6 +33,9 @@ let package = Package(
         // MARK: Data I/O: NPY codec, TIFF through libtiff, dataset preparation.
         .target(name: "DataIO", dependencies: ["CTIFF"]),
 
+        // MARK: Tensor kernels on Float32 NHWC buffers (forward/backward pairs; GEMMs through OpenBLAS).
+        .target(name: "Kernels", dependencies: ["COpenBLAS"]),
+
         // MARK: Seeded, portable randomness (data generation, shuffles, initialisation).
         .target(name: "Random"),
 
@@ -49,7 +52,7 @@ let package = Package(
 
         .testTarget(
             name: "UNetTrainerTests",
-            dependencies: ["Distributed", "DataIO", "Random", "Synthetic", "COpenBLAS", "CHDF5", "CTIFF"],
+            dependencies: ["Distributed", "DataIO", "Random", "Synthetic", "Kernels", "COpenBLAS", "CHDF5", "CTIFF"],
             exclude: ["Fixtures"]),
     ]
 )
