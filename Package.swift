@@ -36,6 +36,12 @@ let package = Package(
         // MARK: Tensor kernels on Float32 NHWC buffers (forward/backward pairs; GEMMs through OpenBLAS).
         .target(name: "Kernels", dependencies: ["COpenBLAS"]),
 
+        // MARK: The U-Net: configuration, Keras-named parameter table, forward and backward.
+        .target(name: "Model", dependencies: ["Kernels", "Random"]),
+
+        // MARK: Training: Dice loss and Kaggle score, Adam, the training loop.
+        .target(name: "Training", dependencies: ["Model", "Kernels", "Random"]),
+
         // MARK: Seeded, portable randomness (data generation, shuffles, initialisation).
         .target(name: "Random"),
 
@@ -52,7 +58,7 @@ let package = Package(
 
         .testTarget(
             name: "UNetTrainerTests",
-            dependencies: ["Distributed", "DataIO", "Random", "Synthetic", "Kernels", "COpenBLAS", "CHDF5", "CTIFF"],
+            dependencies: ["Distributed", "DataIO", "Random", "Synthetic", "Kernels", "Model", "Training", "COpenBLAS", "CHDF5", "CTIFF"],
             exclude: ["Fixtures"]),
     ]
 )
