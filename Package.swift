@@ -42,6 +42,9 @@ let package = Package(
         // MARK: Training: Dice loss and Kaggle score, Adam, the training loop.
         .target(name: "Training", dependencies: ["Model", "Kernels", "Random"]),
 
+        // MARK: Checkpoints: HDF5 files in Keras' legacy .h5 weights layout, plus the training state.
+        .target(name: "Checkpoint", dependencies: ["CHDF5", "Model", "DataIO"]),
+
         // MARK: Seeded, portable randomness (data generation, shuffles, initialisation).
         .target(name: "Random"),
 
@@ -58,7 +61,7 @@ let package = Package(
 
         .testTarget(
             name: "UNetTrainerTests",
-            dependencies: ["Distributed", "DataIO", "Random", "Synthetic", "Kernels", "Model", "Training", "COpenBLAS", "CHDF5", "CTIFF"],
+            dependencies: ["Distributed", "DataIO", "Random", "Synthetic", "Kernels", "Model", "Training", "Checkpoint", "COpenBLAS", "CHDF5", "CTIFF"],
             exclude: ["Fixtures"]),
     ]
 )
