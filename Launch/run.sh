@@ -4,6 +4,7 @@
 # Installs missing dependencies, builds in release, generates a synthetic data set when no raw
 # folder (the Kaggle layout: train/ and test/) is given, then runs every pipeline stage.
 # Outputs go to $OUT (default: ./out). Synthetic set size: $TRAIN, $TEST, $SUBJECTS, $SEED.
+# Training: $EPOCHS (default 20, the tutorial's), $BATCH (32), $LR (1e-5), $UPSAMPLE (nearest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,8 +26,13 @@ if [ -z "$raw" ]; then
 fi
 
 "$unet" prepare --raw "$raw" --out "$out/data" >/dev/null
+"$unet" train --data "$out/data" --checkpoint "$out/unet.h5" --epochs "${EPOCHS:-20}" \
+    --batch-size "${BATCH:-32}" --lr "${LR:-1e-5}" --upsample "${UPSAMPLE:-nearest}"
+"$unet" predict --data "$out/data" --checkpoint "$out/unet.h5" --out "$out/imgs_mask_test.npy"
 
 echo
 echo "run: done. Outputs:"
 echo "  raw data:     $raw (train/, test/)"
 echo "  arrays:       $out/data/imgs_train.npy, imgs_mask_train.npy, imgs_subject_train.npy, imgs_test.npy, imgs_id_test.npy"
+echo "  checkpoints:  $out/unet.h5 (best by validation loss), $out/unet.last.h5 (latest)"
+echo "  predictions:  $out/imgs_mask_test.npy"

@@ -1,0 +1,65 @@
+import DataIO
+import Training
+
+/// The arrays `unet prepare` wrote, loaded and preprocessed for a model of `rows x cols`.
+struct DataFolder {
+    let path: String
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    /// Training images (normalised later) and masks in [0, 1], resized, with their subjects.
+    func loadTraining(rows: Int, cols: Int) throws -> (samples: Samples, subjects: [Int32]) {
+        let images = try NPY.loadImageStack(file("imgs_train.npy"))
+        let masks = try NPY.loadImageStack(file("imgs_mask_train.npy"))
+        guard masks.shape == images.shape else {
+            throw DataError(file("imgs_mask_train.npy"), "shape \(masks.shape) differs from imgs_train.npy's \(images.shape)")
+        }
+        let n = images.shape[0]
+        guard n > 0 else { throw DataError(file("imgs_train.npy"), "holds no images") }
+        var subjects: [Int32]
+        let subjectFile = file("imgs_subject_train.npy")
+        if fileExists(subjectFile) {
+            let s = try NPY.load(subjectFile, as: Int32.self)
+            guard s.shape == [n] else { throw DataError(subjectFile, "shape \(s.shape), expected (\(n),)") }
+            subjects = s.scalars
+        } else {
+            // Without subjects (arrays from elsewhere), each image is its own subject.
+            subjects = (0..<n).map { Int32($0) }
+        }
+        return (Samples(rows: rows, cols: cols,
+                        images: Preprocessing.resize(images, rows: rows, cols: cols),
+                        masks: Preprocessing.resize(masks, rows: rows, cols: cols, scale: 1 / 255)),
+                subjects)
+    }
+
+    /// Test images resized (not yet normalised), their ids, and their original size.
+    func loadTest(rows: Int, cols: Int) throws -> (samples: Samples, ids: [Int32], height: Int, width: Int) {
+        let images = try NPY.loadImageStack(file("imgs_test.npy"))
+        let n = images.shape[0]
+        let idFile = file("imgs_id_test.npy")
+        let ids = try NPY.load(idFile, as: Int32.self)
+        guard ids.shape == [n] else { throw DataError(idFile, "shape \(ids.shape), expected (\(n),)") }
+        return (Samples(rows: rows, cols: cols, images: Preprocessing.resize(images, rows: rows, cols: cols)),
+                ids.scalars, images.shape[1], images.shape[2])
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+func fileExists(_ path: String) -> Bool {
+    var info = stat()
+    return stat(path, &info) == 0
+}
+
+/// `unet.h5` → `unet.last.h5` (`.last` before the extension, or appended without one).
+func lastCheckpointPath(_ path: String) -> String {
+    let slash = path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex
+    if let dot = path[slash...].lastIndex(of: "."), dot > slash {
+        return String(path[..<dot]) + ".last" + String(path[dot...])
+    }
+    return path + ".last"
+}
