@@ -258,7 +258,8 @@ def check_legacy_h5(config, path, weights32, tmpdir):
     results["keras_written_file"] = "loads, bit-exact"
 
     def variant(name, *, keras2_names=False, vlen=False, weighted_only=False,
-                version_attrs=True, top_level=True, shuffle_groups=False, double=False):
+                version_attrs=True, top_level=True, shuffle_groups=False, double=False,
+                weightless_without_group=False, weightless_without_attr=False, rename=False):
         model_layers = U.build_unet(ROWS, COLS, FILTERS, depth, upsample).layers
         p = os.path.join(tmpdir, name + ".h5")
         str_dtype = h5py.string_dtype("utf-8") if vlen else None
@@ -272,7 +273,7 @@ def check_legacy_h5(config, path, weights32, tmpdir):
         with h5py.File(p, "w") as f:
             names = [l.name for l in model_layers
                      if not weighted_only or l.trainable_weights]
-            put_strings(f, "layer_names", names)
+            put_strings(f, "layer_names", [("L" + n if rename else n) for n in names])
             if version_attrs:
                 f.attrs["backend"] = b"tensorflow"
                 f.attrs["keras_version"] = b"2.13.1"
@@ -283,9 +284,16 @@ def check_legacy_h5(config, path, weights32, tmpdir):
                 for w in l.trainable_weights:
                     values[w.path] = weights32[index]; index += 1
             for lname in order:
-                g = f.create_group(lname)
                 layer = next(l for l in model_layers if l.name == lname)
+                gname = "L" + lname if rename else lname
+                if not layer.trainable_weights and weightless_without_group:
+                    continue
+                g = f.create_group(gname)
+                if not layer.trainable_weights and weightless_without_attr:
+                    continue
                 wnames = [w.path + (":0" if keras2_names else "") for w in layer.trainable_weights]
+                if rename:
+                    wnames = [f"{gname}/w{k}" for k in range(len(wnames))]
                 put_strings(g, "weight_names", wnames)
                 for w, wn in zip(layer.trainable_weights, wnames):
                     g.create_dataset(wn, data=values[w.path].astype(np.float64 if double else np.float32))
@@ -299,6 +307,7 @@ def check_legacy_h5(config, path, weights32, tmpdir):
         except Exception as e:  # noqa: BLE001
             return f"rejected: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
 
+    results["fixed_length_bytes_string_attributes"] = variant("fixed")
     results["keras2_names_with_colon0"] = variant("k2", keras2_names=True)
     results["vlen_utf8_string_attributes"] = variant("vlen", vlen=True)
     results["only_weighted_layers_listed"] = variant("weighted", weighted_only=True)
@@ -306,10 +315,16 @@ def check_legacy_h5(config, path, weights32, tmpdir):
     results["no_top_level_model_weights_group"] = variant("notop", top_level=False)
     results["groups_created_in_other_order"] = variant("shuffled", shuffle_groups=True)
     results["float64_datasets"] = variant("double", double=True)
+    results["weightless_layers_listed_but_no_group"] = variant("nogroup", weightless_without_group=True)
+    results["weightless_groups_without_weight_names"] = variant("noattr", weightless_without_attr=True)
+    results["other_layer_and_weight_names_same_order"] = variant("renamed", rename=True)
     results["minimal: weighted only, colon0, vlen, no versions, no top_level"] = variant(
         "minimal", keras2_names=True, vlen=True, weighted_only=True,
         version_attrs=False, top_level=False)
     keras.backend.clear_session()
+    for key, outcome in results.items():
+        expected = "rejected" if key == "weightless_layers_listed_but_no_group" else "loads, bit-exact"
+        assert outcome.startswith(expected), f"legacy h5 variant {key}: {outcome}"
     return results
 
 
