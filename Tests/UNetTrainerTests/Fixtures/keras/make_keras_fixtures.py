@@ -368,7 +368,6 @@ def make_config(out_root, name, depth, upsample, offset, extras):
         tree = h5_tree(h5_path)
         with open(os.path.join(folder, "legacy_weights_h5_tree.txt"), "w") as f:
             f.write(tree)
-        U.set_determinism(seed)  # (building check models consumed no randomness we reuse)
 
     # one Adam step
     optimizer = U.make_optimizer(LEARNING_RATE)
