@@ -205,8 +205,11 @@ public struct Checkpoint: Equatable, Sendable {
             do {
                 let isHDF5 = try H5.check(H5Fis_hdf5(path), "cannot read")
                 guard isHDF5 > 0 else { throw HDF5Problem("not an HDF5 file") }
+                if let (actual, stored) = H5.truncation(path) {
+                    throw HDF5Problem("truncated HDF5 file: \(actual) bytes, its superblock says \(stored)")
+                }
                 let file = H5Fopen(path, chdf5_acc_rdonly(), H5.plist)
-                guard file >= 0 else { throw HDF5Problem("truncated or corrupt HDF5 file: \(H5.lastError())") }
+                guard file >= 0 else { throw HDF5Problem("corrupt HDF5 file: \(H5.lastError())") }
                 defer { H5.close(file) }
                 return try read(file, expecting: expecting)
             } catch let problem as HDF5Problem {
