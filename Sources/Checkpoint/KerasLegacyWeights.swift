@@ -63,14 +63,26 @@ enum KerasLegacyWeights {
     /// Reads the weights of `configuration` from `file` as Keras does (by order, not by name):
     /// the layers of `layer_names` whose `weight_names` is not empty are matched in turn with the
     /// configuration's layers with weights, and each listed dataset is read straight into its
-    /// slice of the result after its shape was checked against the parameter table.
+    /// slice of the result after its shape was checked against the parameter table. Like Keras,
+    /// a full-model file (`model.save("x.h5")`) is read from its `model_weights` group.
     static func read(_ file: hid_t, configuration: UNetConfiguration) throws -> [Float] {
-        guard H5.hasAttribute(file, "layer_names") else {
+        guard !H5.hasAttribute(file, "layer_names"), H5.exists(file, "model_weights") else {
+            return try read(root: file, prefix: "", configuration: configuration)
+        }
+        let group = try H5.openGroup(file, "model_weights")
+        defer { H5.close(group) }
+        return try read(root: group, prefix: "model_weights/", configuration: configuration)
+    }
+
+    /// `read` from the group `root`, whose path plus a slash is `prefix` (for messages).
+    private static func read(root: hid_t, prefix: String, configuration: UNetConfiguration) throws -> [Float] {
+        guard H5.hasAttribute(root, "layer_names") else {
             throw HDF5Problem("missing attribute layer_names (not a Keras weights file)")
         }
         var stored: [(layer: String, weights: [String])] = []
-        for name in try H5.stringsAttribute(file, "layer_names") {
-            let group = try H5.openGroup(file, name)
+        for name in try H5.stringsAttribute(root, "layer_names") {
+            guard H5.exists(root, name) else { throw HDF5Problem("missing group \(prefix)\(name)") }
+            let group = try H5.openGroup(root, name)
             defer { H5.close(group) }
             let weights = H5.hasAttribute(group, "weight_names")
                 ? try H5.stringsAttribute(group, "weight_names") : []
@@ -85,20 +97,21 @@ enum KerasLegacyWeights {
         try parameters.withUnsafeMutableBufferPointer { buffer in
             for (saved, model) in zip(stored, expected) {
                 guard saved.weights.count == model.views.count else {
-                    throw HDF5Problem("layer \(saved.layer) has \(saved.weights.count) weights,"
+                    throw HDF5Problem("layer \(prefix)\(saved.layer) has \(saved.weights.count) weights,"
                         + " \(model.layer) needs \(model.views.count)")
                 }
                 for (weight, view) in zip(saved.weights, model.views) {
                     let path = "\(saved.layer)/\(weight)"
-                    let dataset = try H5.openDataset(file, path)
+                    guard H5.exists(root, path) else { throw HDF5Problem("missing dataset \(prefix)\(path)") }
+                    let dataset = try H5.openDataset(root, path)
                     defer { H5.close(dataset) }
-                    let shape = try H5.shape(dataset, path)
+                    let shape = try H5.shape(dataset, prefix + path)
                     guard shape == view.shape else {
-                        throw HDF5Problem("dataset \(path) has shape \(tuple(shape)),"
+                        throw HDF5Problem("dataset \(prefix)\(path) has shape \(tuple(shape)),"
                             + " \(view.layer).\(view.name) needs \(tuple(view.shape))")
                     }
                     let slice = UnsafeMutableBufferPointer(rebasing: buffer[view.offset..<(view.offset + view.count)])
-                    try H5.readFloats(dataset, path, into: slice)
+                    try H5.readFloats(dataset, prefix + path, into: slice)
                 }
             }
         }

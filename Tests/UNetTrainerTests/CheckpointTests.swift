@@ -137,6 +137,54 @@ struct CheckpointTests {
         }
     }
 
+    /// Older Keras files import too: Keras 2's `:0` weight names and fixed-length byte-string
+    /// attributes (h5py 2), only the weighted layers listed, optionally inside the `model_weights`
+    /// group of a full-model `model.save("x.h5")` file.
+    @Test(arguments: [false, true])
+    func keras2StyleFileImports(fullModel: Bool) throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/k2.h5"
+            let configuration = Self.smallTranspose
+            let checkpoint = makeCheckpoint(configuration, withState: false)
+            try checkpoint.write(to: path)
+            let layers = configuration.layers.map(\.name)
+            let weighted = layers.filter { name in configuration.parameterTable.contains { $0.layer == name } }
+            try modify(path) { file in
+                var failures = 0
+                func count(_ status: herr_t) { if status < 0 { failures += 1 } }
+                count(H5Ldelete(file, "unet_trainer", chdf5_p_default()))
+                var root = file
+                if fullModel {
+                    root = H5Gcreate2(file, "model_weights", chdf5_p_default(), chdf5_p_default(), chdf5_p_default())
+                    for name in layers + ["top_level_model_weights"] {
+                        count(H5Lmove(file, name, root, name, chdf5_p_default(), chdf5_p_default()))
+                    }
+                    count(H5Adelete(file, "layer_names"))
+                }
+                defer { if fullModel { H5Gclose(root) } }
+                count(setFixedStrings(root, "layer_names", weighted))
+                for layer in weighted {
+                    let group = H5Gopen2(root, layer, chdf5_p_default())
+                    defer { H5Gclose(group) }
+                    count(setFixedStrings(group, "weight_names", ["\(layer)/kernel:0", "\(layer)/bias:0"]))
+                    for name in ["kernel", "bias"] {
+                        count(H5Lmove(group, "\(layer)/\(name)", group, "\(layer)/\(name):0",
+                                      chdf5_p_default(), chdf5_p_default()))
+                    }
+                }
+                return failures == 0 ? 0 : -1
+            }
+            let imported = try Checkpoint.read(from: path, expecting: configuration)
+            #expect(imported == Checkpoint(configuration: configuration, parameters: checkpoint.parameters))
+
+            try modify(path) { file in
+                H5Ldelete(file, (fullModel ? "model_weights/" : "") + "conv2d_2/conv2d_2/bias:0", chdf5_p_default())
+            }
+            #expect(try readError(path, expecting: configuration).description == path + ": missing dataset "
+                + (fullModel ? "model_weights/" : "") + "conv2d_2/conv2d_2/bias:0")
+        }
+    }
+
     // MARK: Errors
 
     @Test func notAnHDF5File() throws {
@@ -275,6 +323,24 @@ private func modify(_ path: String, _ change: (hid_t) -> herr_t) throws {
     guard file >= 0 else { throw CheckpointTestFailure(message: "cannot open \(path)") }
     defer { H5Fclose(file) }
     guard change(file) >= 0 else { throw CheckpointTestFailure(message: "cannot modify \(path)") }
+}
+
+/// Replaces the attribute `name` by an array of fixed-length, NUL-padded ASCII strings (numpy's `S`
+/// dtype, as h5py 2 stored Keras 2's lists of bytes).
+private func setFixedStrings(_ object: hid_t, _ name: String, _ strings: [String]) -> herr_t {
+    if H5Aexists(object, name) > 0 { H5Adelete(object, name) }
+    let size = strings.map(\.utf8.count).max() ?? 1
+    let type = H5Tcopy(chdf5_c_s1())
+    defer { H5Tclose(type) }
+    H5Tset_size(type, size)
+    H5Tset_strpad(type, H5T_STR_NULLPAD)
+    var dims = [hsize_t(strings.count)]
+    let space = H5Screate_simple(1, &dims, nil)
+    defer { H5Sclose(space) }
+    let attribute = H5Acreate2(object, name, type, space, chdf5_p_default(), chdf5_p_default())
+    defer { H5Aclose(attribute) }
+    let bytes = strings.flatMap { Array($0.utf8) + [UInt8](repeating: 0, count: size - $0.utf8.count) }
+    return H5Awrite(attribute, type, bytes)
 }
 
 /// The byte offset of a contiguous dataset's data in the file.
