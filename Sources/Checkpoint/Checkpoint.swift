@@ -144,8 +144,12 @@ public struct Checkpoint: Equatable, Sendable {
         try writeAtomically(path) { temporary in
             try H5.quietly {
                 do {
-                    let file = try H5.check(H5Fcreate(temporary, chdf5_acc_trunc(), H5.plist, H5.plist),
-                                            "cannot create \(temporary)")
+                    errno = 0
+                    let file = H5Fcreate(temporary, chdf5_acc_trunc(), H5.plist, H5.plist)
+                    guard file >= 0 else {
+                        let reason = errno != 0 ? String(cString: strerror(errno)) : H5.lastError()
+                        throw HDF5Problem("cannot create temporary file \(temporary): \(reason)")
+                    }
                     do {
                         try parameters.withUnsafeBufferPointer {
                             try KerasLegacyWeights.write(file, configuration: configuration, parameters: $0)
