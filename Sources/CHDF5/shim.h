@@ -20,4 +20,9 @@ static inline unsigned chdf5_acc_rdwr(void) { return H5F_ACC_RDWR; }
 static inline H5S_class_t chdf5_s_simple(void) { return H5S_SIMPLE; }
 static inline H5S_class_t chdf5_s_scalar(void) { return H5S_SCALAR; }
 static inline size_t chdf5_variable(void) { return H5T_VARIABLE; }
+static inline hid_t chdf5_native_uint64(void) { return H5T_NATIVE_UINT64; }
+static inline hid_t chdf5_std_i64le(void) { return H5T_STD_I64LE; }
+static inline hid_t chdf5_std_u64le(void) { return H5T_STD_U64LE; }
+static inline hid_t chdf5_ieee_f64le(void) { return H5T_IEEE_F64LE; }
+static inline hid_t chdf5_e_default(void) { return H5E_DEFAULT; }
 #endif
