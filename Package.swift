@@ -55,7 +55,8 @@ let package = Package(
         .executableTarget(
             name: "unet",
             dependencies: [
-                "Distributed", "DataIO", "Synthetic", "CMPI", "COpenBLAS", "CTIFF", "CHDF5",
+                "Distributed", "DataIO", "Synthetic", "Model", "Training", "Checkpoint",
+                "CMPI", "COpenBLAS", "CTIFF", "CHDF5",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

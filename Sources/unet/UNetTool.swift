@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct UNet: ParsableCommand {
+struct UNetTool: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unet",
         abstract: "Segment nerves in ultrasound images with a U-Net, trained data-parallel over MPI.",
