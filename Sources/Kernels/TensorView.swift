@@ -128,11 +128,16 @@ enum Bias {
         }
     }
 
-    /// `dBias[c] += sum over pixels of d[p, c]`.
+    /// `dBias[c] += sum over pixels of d[p, c]`, summed in Double: a bias gradient adds up every
+    /// pixel of the batch (160k terms at 64x80x32), which nearly cancel for the last layer.
     static func accumulateGradient(_ d: TensorView, into dBias: UnsafeMutablePointer<Float>) {
-        for p in 0..<d.pixels {
-            let row = d.pixel(p)
-            for c in 0..<d.channels { dBias[c] += row[c] }
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: d.channels) { sums in
+            sums.initialize(repeating: 0)
+            for p in 0..<d.pixels {
+                let row = d.pixel(p)
+                for c in 0..<d.channels { sums[c] += Double(row[c]) }
+            }
+            for c in 0..<d.channels { dBias[c] += Float(sums[c]) }
         }
     }
 }
