@@ -70,8 +70,35 @@ struct CLITests {
         }
     }
 
+    @Test func trainPredictEvaluate() throws {
+        try withTemporaryDirectory { dir in
+            #expect(try Self.run(["synth", "--out", dir + "/raw", "--train", "6", "--test", "2", "--subjects", "3"]).status == 0)
+            #expect(try Self.run(["prepare", "--raw", dir + "/raw", "--out", dir + "/data"]).status == 0)
+            let ckpt = dir + "/unet.h5"
+            let train = try Self.run(["train", "--data", dir + "/data", "--checkpoint", ckpt, "--epochs", "2", "--batch-size", "2",
+                                      "--rows", "16", "--cols", "16", "--filters", "2", "--depth", "2", "--lr", "1e-3"])
+            #expect(train.status == 0, "\(train.stderr)")
+            let lines = train.stdout.split(separator: "\n")
+            #expect(lines.count == 2 && lines[0].hasPrefix("epoch 1/2  loss ") && lines[1].contains("val_kaggle"), "\(train.stdout)")
+            #expect(listing(dir).contains("unet.h5") && listing(dir).contains("unet.last.h5"))
+
+            let predict = try Self.run(["predict", "--data", dir + "/data", "--checkpoint", ckpt, "--out", dir + "/p.npy"])
+            #expect(predict.status == 0, "\(predict.stderr)")
+            let p = try NPY.load(dir + "/p.npy", as: Float.self)
+            #expect(p.shape == [2, 16, 16] && p.scalars.allSatisfy { $0 > 0 && $0 < 1 })
+
+            let evaluate = try Self.run(["evaluate", "--data", dir + "/data", "--checkpoint", ckpt, "--all"])
+            #expect(evaluate.status == 0 && evaluate.stdout.hasPrefix("images 6  loss "), "\(evaluate.stdout)\(evaluate.stderr)")
+
+            try writeBytes(Array("not a checkpoint".utf8), dir + "/bad.h5")
+            let bad = try Self.run(["predict", "--data", dir + "/data", "--checkpoint", dir + "/bad.h5", "--out", dir + "/q.npy"])
+            #expect(bad.status == 1 && bad.stderr.split(separator: "\n").count == 1 && bad.stderr.contains("bad.h5"), "\(bad.stderr)")
+            #expect(!listing(dir).contains("q.npy"))
+        }
+    }
+
     @Test func helpTeaches() throws {
-        for command in ["synth", "prepare", "info"] {
+        for command in ["synth", "prepare", "train", "predict", "evaluate", "info"] {
             let help = try Self.run([command, "--help"])
             #expect(help.status == 0)
             #expect(help.stdout.contains("Example"), "\(command) --help has no example")
