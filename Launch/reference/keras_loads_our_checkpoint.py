@@ -91,6 +91,9 @@ def main():
           f"{model.count_params()} parameters, {len([l for l in model.layers if l.weights])} weighted layers")
 
     x, ids = prep.load_test(args.data, rows, cols, mean, std)
+    x_swift, _ = prep.load_test(args.data, rows, cols, mean, std, like_swift=True)
+    print(f"preprocessing: float64 resize vs Swift's float32 order, normalised inputs differ by at most "
+          f"{np.abs(x - x_swift).max():.2e} (the float64 inputs are used)")
     # Direct calls in batches (model.predict goes through tf.data, which only adds log noise).
     keras_pred = np.concatenate([np.asarray(model(x[b:b + args.batch_size], training=False))
                                  for b in range(0, len(x), args.batch_size)])[..., 0]

@@ -18,6 +18,8 @@ import os
 
 import numpy as np
 
+CHUNK = 64  # images resized at a time
+
 
 def axis_weights(n, m):
     """The (m, n) float64 matrix resizing one axis from n to m samples.
@@ -57,11 +59,54 @@ def resize_stack(stack, rows, cols, scale=1.0):
     stack = np.asarray(stack)
     if stack.ndim != 3:
         raise ValueError(f"expected (N, H, W), got shape {stack.shape}")
-    _, h, w = stack.shape
+    n, h, w = stack.shape
     rr = axis_weights(h, rows)
     rc = axis_weights(w, cols)
-    out = np.einsum("ih,nhw,jw->nij", rr, stack.astype(np.float64), rc, optimize=True)
-    return (out * scale).astype(np.float32)
+    out = np.empty((n, rows, cols), np.float32)
+    for b in range(0, n, CHUNK):  # in chunks: a float64 copy of 1000 420x580 images is 1.9 GB
+        part = np.einsum("ih,nhw,jw->nij", rr, stack[b:b + CHUNK].astype(np.float64), rc, optimize=True)
+        out[b:b + CHUNK] = (part * scale).astype(np.float32)
+    return out
+
+
+def _axis_taps(n, m):
+    """(first, weights) of one axis as Resize.swift builds them: float32 weights, padded with
+    zero weights to a common tap count (adding 0 * v leaves a float32 sum unchanged)."""
+    r = axis_weights(n, m)
+    first = np.zeros(m, np.int64)
+    taps = []
+    for i in range(m):
+        nz = np.nonzero(r[i])[0]
+        first[i] = nz[0]
+        taps.append(r[i, nz[0]:nz[-1] + 1])
+    width = max(len(t) for t in taps)
+    weights = np.zeros((m, width), np.float32)
+    for i, t in enumerate(taps):
+        weights[i, :len(t)] = t.astype(np.float32)
+    index = np.minimum(first[:, None] + np.arange(width)[None, :], n - 1)
+    return index, weights
+
+
+def resize_stack_like_swift(stack, rows, cols, scale=1.0):
+    """The same resize computed as Resize.swift does (float32 weights, float32 sums in tap order,
+    columns first, then rows, then `* scale`), for diagnosing differences of the float64 version.
+    Agrees with the Swift output to the bit unless the compiler reassociates or fuses (FMA) the
+    float32 sums."""
+    stack = np.asarray(stack)
+    _, h, w = stack.shape
+    ci, cw = _axis_taps(w, cols)
+    ri, rw = _axis_taps(h, rows)
+    out = np.empty((stack.shape[0], rows, cols), np.float32)
+    for b in range(0, stack.shape[0], CHUNK):
+        v = stack[b:b + CHUNK].astype(np.float32)
+        tmp = np.zeros(v.shape[:2] + (cols,), np.float32)
+        for k in range(cw.shape[1]):
+            tmp = tmp + cw[:, k] * v[:, :, ci[:, k]]
+        part = np.zeros((v.shape[0], rows, cols), np.float32)
+        for k in range(rw.shape[1]):
+            part = part + rw[:, k][:, None] * tmp[:, ri[:, k], :]
+        out[b:b + CHUNK] = part * np.float32(scale)
+    return out
 
 
 def mean_and_std(values):
@@ -105,8 +150,9 @@ def split_by_subject(subjects, fraction):
     return all_idx[~is_val], all_idx[is_val]
 
 
-def load_training(data, rows, cols, validation_split=0.2):
-    """What `unet train` feeds the model. Returns a dict with
+def load_training(data, rows, cols, validation_split=0.2, like_swift=False):
+    """What `unet train` feeds the model (like_swift: resize with resize_stack_like_swift, which
+    reproduces Swift's float32 values and so its mean and std exactly). Returns a dict with
     x_train, y_train, x_val, y_val: float32 (n, rows, cols, 1) NHWC (images normalised, masks in [0,1]);
     mean, std (float32, of the training split's resized images); train_idx, val_idx; subjects."""
     images = np.load(os.path.join(data, "imgs_train.npy"))
@@ -118,8 +164,9 @@ def load_training(data, rows, cols, validation_split=0.2):
         subjects = np.load(subject_file).astype(np.int64)
     else:
         subjects = np.arange(len(images))
-    x = resize_stack(images, rows, cols)
-    y = resize_stack(masks, rows, cols, scale=np.float32(1.0 / 255.0))
+    resize = resize_stack_like_swift if like_swift else resize_stack
+    x = resize(images, rows, cols)
+    y = resize(masks, rows, cols, scale=np.float32(1.0 / 255.0))
     train_idx, val_idx = split_by_subject(subjects, validation_split)
     mean, std = mean_and_std(x[train_idx])
     x = normalize(x, mean, std)
@@ -130,10 +177,11 @@ def load_training(data, rows, cols, validation_split=0.2):
     )
 
 
-def load_test(data, rows, cols, mean, std):
+def load_test(data, rows, cols, mean, std, like_swift=False):
     """What `unet predict` feeds the model: (M, rows, cols, 1) float32 normalised with the
     checkpoint's mean and std, and the ids."""
     images = np.load(os.path.join(data, "imgs_test.npy"))
     ids = np.load(os.path.join(data, "imgs_id_test.npy"))
-    x = normalize(resize_stack(images, rows, cols), mean, std)
+    resize = resize_stack_like_swift if like_swift else resize_stack
+    x = normalize(resize(images, rows, cols), mean, std)
     return x[..., None], ids

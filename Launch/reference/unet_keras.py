@@ -128,3 +128,25 @@ def kaggle_score(y_pred, y_true, threshold=0.5):
         total = int(ai.sum()) + int(bi.sum())
         scores.append(1.0 if total == 0 else 2.0 * int(np.logical_and(ai, bi).sum()) / total)
     return float(np.mean(scores)), scores
+
+
+def compile_unet(model, learning_rate=1e-5):
+    """The tutorial's compile: Adam(learning_rate), loss -dice, metric dice_coef."""
+    model.compile(optimizer=make_optimizer(learning_rate), loss=dice_coef_loss, metrics=[dice_coef])
+    return model
+
+
+def save_legacy_weights(model, path, group_attrs=None):
+    """Writes `model`'s weights in Keras' legacy .h5 layout (what Keras 2's save_weights("x.h5")
+    wrote and what `model.load_weights("x.h5")` and UNetTrainer read), through Keras 3's surviving
+    legacy writer. `group_attrs`, if given ({group: {name: value}}), adds groups with attributes
+    beside the layers (ignored by Keras' loader, which follows `layer_names` only)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+        for group, attrs in (group_attrs or {}).items():
+            g = f.create_group(group)
+            for name, value in attrs.items():
+                g.attrs[name] = value
