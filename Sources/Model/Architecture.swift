@@ -96,15 +96,12 @@ extension UNetConfiguration {
     public var forwardMultiplyAdds: Int {
         var total = 0
         var (h, w) = (rows, cols)
-        var convIndex = 0
-        let specs = layers
-        for layer in specs {
+        for layer in layers {
             switch layer.kind {
             case .conv3x3, .conv1x1, .convTranspose:
-                let shape = layer.parameterShapes[0]
-                let outPixels = layer.kind == .convTranspose ? 4 * h * w : h * w
-                total += outPixels * shape.reduce(1, *) / (layer.kind == .convTranspose ? 4 : 1)
-                convIndex += 1
+                // Every kernel weight meets every input pixel once (a transposed 2x2 stride-2
+                // convolution reads each input pixel for its 4 output positions).
+                total += h * w * layer.parameterShapes[0].reduce(1, *)
                 if layer.kind == .convTranspose { h *= 2; w *= 2 }
             case .maxPool: h /= 2; w /= 2
             case .upsample: h *= 2; w *= 2

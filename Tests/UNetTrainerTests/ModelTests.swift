@@ -33,6 +33,15 @@ struct ModelTests {
         #expect(UNetConfiguration(upsample: .nearest).parameterCount == 7_846_081)
     }
 
+    @Test func multiplyAddsCountedByHand() {
+        // 16x16, 2 filters, depth 1: conv 1->2 and 2->2 at 16x16, 2->4 and 4->4 at 8x8,
+        // then 6->2 and 2->2 at 16x16 and the 1x1 2->1.
+        let c = UNetConfiguration(rows: 16, cols: 16, filters: 2, depth: 1)
+        #expect(c.forwardMultiplyAdds == 256 * 9 * 2 + 256 * 9 * 4 + 64 * 9 * 8 + 64 * 9 * 16 + 256 * 9 * 12 + 256 * 9 * 4 + 256 * 2)
+        // The tutorial's model (nearest upsampling): 2.17 GFLOP (multiply + add) forward, as issue 5 counts it.
+        #expect(abs(Double(UNetConfiguration().forwardMultiplyAdds) * 2 / 1e9 - 2.17) < 0.01)
+    }
+
     @Test func invalidConfigurationsSayWhy() {
         #expect(throws: UNetConfiguration.Invalid.self) { try UNetConfiguration(rows: 60, cols: 80).validate() }
         #expect(throws: UNetConfiguration.Invalid.self) { try UNetConfiguration(depth: 0).validate() }
