@@ -44,7 +44,7 @@ public final class Trainer {
     }
 
     /// Copies samples `indices` into the model's input and the targets buffer.
-    private func load(_ data: Samples, _ indices: ArraySlice<Int>) {
+    private func load<Indices: Collection<Int>>(_ data: Samples, _ indices: Indices) {
         let plane = data.rows * data.cols
         let input = model.input
         data.images.withUnsafeBufferPointer { images in
@@ -106,7 +106,7 @@ public final class Trainer {
         var weighted = 0.0, kaggle = 0.0
         let plane = data.rows * data.cols
         for b in stride(from: 0, to: data.count, by: batchSize) {
-            let batch = Array(b..<min(b + batchSize, data.count))[...]
+            let batch = b..<min(b + batchSize, data.count)
             load(data, batch)
             model.forward(batch: batch.count)
             let pixels = batch.count * plane
