@@ -1,5 +1,6 @@
 import ArgumentParser
 import DataIO
+import Training
 import Foundation
 
 struct Prepare: ParsableCommand {
@@ -36,7 +37,7 @@ struct Prepare: ParsableCommand {
         var preparer = DatasetPreparer(raw: raw, out: out)
         if let threads { preparer.threads = max(1, threads) }
         let line = ProgressLine("prepare: decoded")
-        let start = ProgressLine.seconds()
+        let start = monotonicSeconds()
         let report: DatasetPreparer.Report
         do {
             report = try preparer.run { line.update($0, $1) }
@@ -44,7 +45,7 @@ struct Prepare: ParsableCommand {
             Terminal.fail(error)
         }
         for note in report.notes { Terminal.writeError("note: \(note)\n") }
-        let seconds = ProgressLine.seconds() - start
+        let seconds = monotonicSeconds() - start
         line.finish("\(report.trainCount) training images with masks (\(report.trainSize.height)x\(report.trainSize.width)) and \(report.testCount) test images (\(report.testSize.height)x\(report.testSize.width)) in \(String(format: "%.1f", seconds)) s")
         for path in report.outputs { print(path) }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DataIO
+import Training
 import Dispatch
 import Foundation
 import Synchronization
@@ -53,7 +54,7 @@ struct Synth: ParsableCommand {
     }
 
     func run() throws {
-        let start = ProgressLine.seconds()
+        let start = monotonicSeconds()
         let dataset: SyntheticDataset
         do {
             dataset = try SyntheticDataset(trainCount: train, testCount: test, subjects: subjects, seed: seed)
@@ -113,6 +114,6 @@ struct Synth: ParsableCommand {
             try? fm.removeItem(atPath: staging)
             Terminal.fail(DataError(final, "cannot move into place: \(error.localizedDescription)"))
         }
-        line.finish("\(train) training images with masks and \(test) test images to \(final)/ in \(String(format: "%.1f", ProgressLine.seconds() - start)) s")
+        line.finish("\(train) training images with masks and \(test) test images to \(final)/ in \(String(format: "%.1f", monotonicSeconds() - start)) s")
     }
 }

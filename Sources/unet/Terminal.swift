@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import Distributed
+import Training
 import Synchronization
 
 /// Output helpers shared by the subcommands: stderr writes, one-line errors, and a progress line
@@ -30,7 +31,7 @@ final class ProgressLine: Sendable {
     init(_ label: String) { self.label = label }
 
     func update(_ done: Int, _ total: Int) {
-        let now = Self.seconds()
+        let now = monotonicSeconds()
         let draw = state.withLock { s -> Bool in
             s.done = done
             s.total = total
@@ -44,12 +45,6 @@ final class ProgressLine: Sendable {
     /// Ends the line with a summary.
     func finish(_ summary: String) {
         Terminal.writeError(live ? "\r\(label) \(summary)\u{1B}[K\n" : "\(label) \(summary)\n")
-    }
-
-    static func seconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 }
 
