@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Model", dependencies: ["Kernels", "Random"]),
 
         // MARK: Training: Dice loss and Kaggle score, Adam, the training loop.
-        .target(name: "Training", dependencies: ["Model", "Kernels", "Random", "DataIO"]),
+        .target(name: "Training", dependencies: ["Model", "Kernels", "Random", "DataIO", "Distributed"]),
 
         // MARK: Checkpoints: HDF5 files in Keras' legacy .h5 weights layout, plus the training state.
         .target(name: "Checkpoint", dependencies: ["CHDF5", "Model", "DataIO"]),

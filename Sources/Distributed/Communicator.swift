@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// The collectives the trainer needs, behind one small interface (as Horovod does): the rest of
 /// the program never calls MPI directly, and kernels and the model know nothing of it.
 ///
@@ -15,6 +21,14 @@ public protocol Communicator: AnyObject, Sendable {
     func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws
     /// Replaces `buffer` on every rank with its contents on `root`.
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
+    /// Concatenates every rank's `send` in rank order into `receive` on `root` (rank r sends
+    /// `counts[r]` elements; `receive` holds their sum there and is ignored elsewhere).
+    func gather(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>,
+                counts: [Int], root: Int) throws
+    /// The inverse of `gather`: rank r receives elements `counts[0..<r].sum()..<+counts[r]` of
+    /// `send` on `root` (ignored elsewhere) into its `receive`.
+    func scatter(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>,
+                 counts: [Int], root: Int) throws
     /// Returns once every rank has called it.
     func barrier() throws
     /// Ends the whole job (every rank) with `code`, after printing `message` prefixed by the rank.
@@ -37,12 +51,23 @@ public extension Communicator {
         try values.withUnsafeMutableBytes { try broadcast($0, root: root) }
     }
 
+    /// This rank's share of `count` items (see `share(of:rank:size:)`).
+    func share(of count: Int) -> Range<Int> { Distributed.share(of: count, rank: rank, size: size) }
+
     /// Broadcasts one value (a scalar or a fixed-size struct of scalars) from `root`.
     func broadcast<T: BitwiseCopyable>(_ value: T, root: Int = 0) throws -> T {
         var copy = value
         try withUnsafeMutableBytes(of: &copy) { try broadcast($0, root: root) }
         return copy
     }
+}
+
+/// The contiguous share of `count` items (or of one batch) that `rank` of `size` takes: the
+/// shares differ by at most one, the first `count % size` ranks taking one more.
+public func share(of count: Int, rank: Int, size: Int) -> Range<Int> {
+    let base = count / size, extra = count % size
+    let start = rank * base + min(rank, extra)
+    return start..<(start + base + (rank < extra ? 1 : 0))
 }
 
 /// A failed collective: the operation and the library's own message.
@@ -54,4 +79,34 @@ public struct CommunicatorError: Error, CustomStringConvertible {
         self.message = message
     }
     public var description: String { "\(operation) failed: \(message)" }
+}
+
+/// The communicator of a process that is a whole job by itself, without MPI: every collective is
+/// the identity. For library users and tests that train in one process; `unet` uses
+/// `MPICommunicator.world`, which is also a 1-rank job when started without `mpirun`.
+public final class SoloCommunicator: Communicator {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {}
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
+        guard root == 0 else { throw CommunicatorError(operation: "broadcast", message: "root \(root) is not a rank of a 1-rank job") }
+    }
+    public func gather(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>,
+                       counts: [Int], root: Int) throws {
+        guard root == 0, counts == [send.count], receive.count >= send.count else {
+            throw CommunicatorError(operation: "gather", message: "counts \(counts) do not match a 1-rank job sending \(send.count)")
+        }
+        if send.count > 0 { receive.baseAddress!.update(from: send.baseAddress!, count: send.count) }
+    }
+    public func scatter(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>,
+                        counts: [Int], root: Int) throws {
+        try gather(send, into: receive, counts: counts, root: root)
+    }
+    public func barrier() throws {}
+    public func abort(code: Int32, message: String) -> Never {
+        writeToStandardError("\(message)\n")
+        exit(code)
+    }
 }

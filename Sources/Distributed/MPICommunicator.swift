@@ -93,6 +93,48 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
     }
 
+    public func gather(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>,
+                       counts: [Int], root: Int) throws {
+        let (c, d) = try layout("MPI_Gatherv", counts, mine: send.count, root: root, total: receive.count)
+        var dummy: Float = 0
+        try withUnsafeMutablePointer(to: &dummy) { dummy in
+            try check("MPI_Gatherv", MPI_Gatherv(
+                send.baseAddress ?? UnsafePointer(dummy), Int32(send.count), cmpi_float(),
+                receive.baseAddress ?? dummy, c, d, cmpi_float(), Int32(root), comm))
+        }
+    }
+
+    public func scatter(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>,
+                        counts: [Int], root: Int) throws {
+        let (c, d) = try layout("MPI_Scatterv", counts, mine: receive.count, root: root, total: send.count)
+        var dummy: Float = 0
+        try withUnsafeMutablePointer(to: &dummy) { dummy in
+            try check("MPI_Scatterv", MPI_Scatterv(
+                send.baseAddress ?? UnsafePointer(dummy), c, d, cmpi_float(),
+                receive.baseAddress ?? dummy, Int32(receive.count), cmpi_float(), Int32(root), comm))
+        }
+    }
+
+    /// Checks a gather/scatter layout and returns its 32-bit counts and displacements.
+    private func layout(_ operation: String, _ counts: [Int], mine: Int, root: Int, total: Int) throws -> ([Int32], [Int32]) {
+        guard root >= 0, root < size else {
+            throw CommunicatorError(operation: operation, message: "root \(root) is not a rank of a \(size)-rank job")
+        }
+        guard counts.count == size, counts[rank] == mine, counts.allSatisfy({ $0 >= 0 }) else {
+            throw CommunicatorError(operation: operation, message: "counts \(counts) do not match \(size) ranks with \(mine) elements on rank \(rank)")
+        }
+        let sum = counts.reduce(0, +)
+        guard sum <= Int(Int32.max) else {
+            throw CommunicatorError(operation: operation, message: "\(sum) elements exceed MPI's 32-bit counts")
+        }
+        guard rank != root || total >= sum else {
+            throw CommunicatorError(operation: operation, message: "the root's buffer holds \(total) elements, \(sum) needed")
+        }
+        var displacements = [Int32](), offset = 0
+        for c in counts { displacements.append(Int32(offset)); offset += c }
+        return (counts.map { Int32($0) }, displacements)
+    }
+
     public func barrier() throws {
         try check("MPI_Barrier", MPI_Barrier(comm))
     }

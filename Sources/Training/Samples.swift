@@ -1,4 +1,5 @@
 import DataIO
+import Distributed
 
 /// Model-ready samples: images resized to the model's size and normalised, masks resized and
 /// scaled to [0, 1], all `count x rows x cols` Float, contiguous.
@@ -28,6 +29,23 @@ public struct Samples: Sendable {
             for i in indices { masks.append(contentsOf: self.masks[(i * plane)..<((i + 1) * plane)]) }
         }
         return Samples(rows: rows, cols: cols, images: images, masks: masks)
+    }
+}
+
+extension Samples {
+    /// Makes every rank's samples the root's: the root reads and preprocesses, the others receive
+    /// (what they held before is replaced).
+    public mutating func broadcast(_ comm: any Communicator, root: Int = 0) throws {
+        guard comm.size > 1 else { return }
+        let header = try comm.broadcast((Int64(rows), Int64(cols), Int64(images.count), Int64(masks.count)), root: root)
+        if comm.rank != root {
+            rows = Int(header.0)
+            cols = Int(header.1)
+            images = [Float](repeating: 0, count: Int(header.2))
+            masks = [Float](repeating: 0, count: Int(header.3))
+        }
+        try comm.broadcast(&images, root: root)
+        try comm.broadcast(&masks, root: root)
     }
 }
 

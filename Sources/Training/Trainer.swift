@@ -1,3 +1,4 @@
+import Distributed
 import Model
 import Random
 
@@ -13,23 +14,53 @@ public struct PassMetrics: Sendable {
     public var imagesPerSecond: Double { seconds > 0 ? Double(images) / seconds : 0 }
 }
 
-/// The training loop of one process: batches from a seeded permutation per epoch, forward, Dice
-/// loss, backward, one Adam step over the whole parameter buffer. Buffers are sized once for the
-/// batch size: a step allocates nothing.
+/// A training failure every rank detects in the same state (so every rank reports it).
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The training loop, data-parallel over a `Communicator` (one rank is the ordinary one-process
+/// loop; there is no second code path):
+///
+/// - every epoch has one permutation from the seed and the epoch, the same on every rank;
+/// - every global batch of `batchSize` images is split into contiguous shares that differ by at
+///   most one image (`Communicator.share`); every rank takes the same number of steps;
+/// - the step allreduces the Dice loss's three sums after the forward pass, backpropagates with
+///   the global sums (so each rank's gradient is its share of the one-process gradient), sums the
+///   gradients with ONE allreduce over the contiguous gradient buffer, and every rank applies the
+///   same Adam step. The result is the one-process step on the global batch, up to the order of
+///   floating-point summation.
+///
+/// Buffers are sized once: a step allocates nothing.
 public final class Trainer {
     public let model: UNet
     public var adam: Adam
+    /// Images per global batch (over all ranks).
     public let batchSize: Int
     public let seed: UInt64
+    public let communicator: any Communicator
+    /// Seconds spent in the gradient allreduce since the trainer was made (for benchmarks).
+    public private(set) var allreduceSeconds = 0.0
     private var targets: [Float]
+    /// Dice sums (and the Kaggle sum when evaluating) on their way through an allreduce.
+    private var reduction = [Double](repeating: 0, count: 4)
 
-    public init(model: UNet, adam: Adam, batchSize: Int, seed: UInt64) {
-        precondition(batchSize >= 1 && batchSize <= model.maxBatch)
+    /// The largest share of a global batch of `batchSize` that one of `ranks` ranks takes: the
+    /// `maxBatch` each rank's model needs.
+    public static func localBatchSize(_ batchSize: Int, ranks: Int) -> Int {
+        (batchSize + ranks - 1) / ranks
+    }
+
+    public init(model: UNet, adam: Adam, batchSize: Int, seed: UInt64,
+                communicator: any Communicator = SoloCommunicator()) {
+        precondition(batchSize >= 1 && Self.localBatchSize(batchSize, ranks: communicator.size) <= model.maxBatch)
         self.model = model
         self.adam = adam
         self.batchSize = batchSize
         self.seed = seed
-        targets = [Float](repeating: 0, count: batchSize * model.configuration.rows * model.configuration.cols)
+        self.communicator = communicator
+        targets = [Float](repeating: 0, count: model.maxBatch * model.configuration.rows * model.configuration.cols)
     }
 
     /// The permutation of `count` samples for `epoch` (Fisher-Yates on our own generator, so it
@@ -41,6 +72,13 @@ public final class Trainer {
             for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, rng.int(in: 0...i)) }
         }
         return order
+    }
+
+    /// This rank's share of a global batch.
+    private func localShare<C: RandomAccessCollection<Int>>(_ batch: C) -> C.SubSequence {
+        let mine = communicator.share(of: batch.count)
+        let from = batch.index(batch.startIndex, offsetBy: mine.lowerBound)
+        return batch[from..<batch.index(from, offsetBy: mine.count)]
     }
 
     /// Copies samples `indices` into the model's input and the targets buffer.
@@ -63,35 +101,66 @@ public final class Trainer {
         }
     }
 
-    /// One training step on `indices`: returns the batch's Dice sums (before the update).
+    /// Sums `values` (up to 4) over the ranks through the preallocated reduction buffer.
+    private func allreduce(_ values: (Double, Double, Double, Double)) throws -> (Double, Double, Double, Double) {
+        guard communicator.size > 1 else { return values }
+        reduction[0] = values.0; reduction[1] = values.1; reduction[2] = values.2; reduction[3] = values.3
+        try reduction.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
+        return (reduction[0], reduction[1], reduction[2], reduction[3])
+    }
+
+    /// One training step on the global batch `indices` (this rank computes its share): returns
+    /// the global batch's Dice sums (before the update).
     @discardableResult
-    public func step(_ data: Samples, _ indices: ArraySlice<Int>) -> DiceLoss.Sums {
-        let n = indices.count
+    public func step(_ data: Samples, _ indices: ArraySlice<Int>) throws -> DiceLoss.Sums {
+        let local = localShare(indices)
+        let n = local.count
         let pixels = n * data.rows * data.cols
-        load(data, indices)
-        model.forward(batch: n)
-        let sums = targets.withUnsafeBufferPointer { t in
-            let p = UnsafeBufferPointer(rebasing: model.output[0..<pixels])
-            let t = UnsafeBufferPointer(rebasing: t[0..<pixels])
-            let sums = DiceLoss.sums(predictions: p, targets: t)
-            DiceLoss.gradient(predictions: p, targets: t, sums: sums,
-                              into: UnsafeMutableBufferPointer(rebasing: model.outputGradient[0..<pixels]))
-            return sums
+        load(data, local)
+        var sums = DiceLoss.Sums()
+        if n > 0 {
+            model.forward(batch: n)
+            sums = targets.withUnsafeBufferPointer { t in
+                DiceLoss.sums(predictions: UnsafeBufferPointer(rebasing: model.output[0..<pixels]),
+                              targets: UnsafeBufferPointer(rebasing: t[0..<pixels]))
+            }
         }
-        model.backward(batch: n)
+        let g = try allreduce((sums.intersection, sums.predictions, sums.targets, 0))
+        sums = DiceLoss.Sums(intersection: g.0, predictions: g.1, targets: g.2)
+        guard sums.loss.isFinite else {
+            throw TrainingError("the loss is \(sums.loss) at Adam step \(adam.step + 1): training diverged (try a lower --lr)")
+        }
+        if n > 0 {
+            targets.withUnsafeBufferPointer { t in
+                DiceLoss.gradient(predictions: UnsafeBufferPointer(rebasing: model.output[0..<pixels]),
+                                  targets: UnsafeBufferPointer(rebasing: t[0..<pixels]), sums: sums,
+                                  into: UnsafeMutableBufferPointer(rebasing: model.outputGradient[0..<pixels]))
+            }
+            model.backward(batch: n)
+        } else {
+            // A share of nothing (the last partial batch has fewer images than ranks): this
+            // rank contributes zero gradients to the sum.
+            model.gradients.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        }
+        if communicator.size > 1 {
+            let start = monotonicSeconds()
+            try model.gradients.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
+            allreduceSeconds += monotonicSeconds() - start
+        }
         adam.update(parameters: &model.parameters, gradients: model.gradients)
         return sums
     }
 
-    /// One epoch over `data` in the epoch's permutation; `progress(done, total, runningLoss)` after each step.
-    public func trainEpoch(_ data: Samples, epoch: Int, progress: ((Int, Int, Double) -> Void)? = nil) -> PassMetrics {
+    /// One epoch over `data` in the epoch's permutation; `progress(done, total, runningLoss)`
+    /// after each step (global images done, on every rank).
+    public func trainEpoch(_ data: Samples, epoch: Int, progress: ((Int, Int, Double) -> Void)? = nil) throws -> PassMetrics {
         let order = Self.permutation(count: data.count, seed: seed, epoch: epoch)
         let start = monotonicSeconds()
         var weighted = 0.0
         var done = 0
         for b in stride(from: 0, to: order.count, by: batchSize) {
             let batch = order[b..<min(b + batchSize, order.count)]
-            let sums = step(data, batch)
+            let sums = try step(data, batch)
             weighted += sums.loss * Double(batch.count)
             done += batch.count
             progress?(done, order.count, weighted / Double(done))
@@ -100,28 +169,37 @@ public final class Trainer {
                            seconds: monotonicSeconds() - start)
     }
 
-    /// Loss (per-batch Dice averaged as Keras does), Dice and mean Kaggle score on `data`.
-    public func evaluate(_ data: Samples) -> PassMetrics {
+    /// Loss (per-batch Dice averaged over batches weighted by size, as Keras reports it), Dice
+    /// and mean Kaggle score on `data`, which every rank holds: each global batch is sharded
+    /// across the ranks and its sums reduced, so the figures do not depend on the rank count.
+    public func evaluate(_ data: Samples) throws -> PassMetrics {
         let start = monotonicSeconds()
         var weighted = 0.0, kaggle = 0.0
         let plane = data.rows * data.cols
         for b in stride(from: 0, to: data.count, by: batchSize) {
             let batch = b..<min(b + batchSize, data.count)
-            load(data, batch)
-            model.forward(batch: batch.count)
-            let pixels = batch.count * plane
-            targets.withUnsafeBufferPointer { t in
-                let p = UnsafeBufferPointer(rebasing: model.output[0..<pixels])
-                let t = UnsafeBufferPointer(rebasing: t[0..<pixels])
-                weighted += DiceLoss.sums(predictions: p, targets: t).loss * Double(batch.count)
-                kaggle += KaggleScore.perImage(predictions: p, targets: t, pixels: plane).reduce(0, +)
+            let local = localShare(batch)
+            var sums = DiceLoss.Sums(), localKaggle = 0.0
+            if !local.isEmpty {
+                load(data, local)
+                model.forward(batch: local.count)
+                let pixels = local.count * plane
+                targets.withUnsafeBufferPointer { t in
+                    let p = UnsafeBufferPointer(rebasing: model.output[0..<pixels])
+                    let t = UnsafeBufferPointer(rebasing: t[0..<pixels])
+                    sums = DiceLoss.sums(predictions: p, targets: t)
+                    localKaggle = KaggleScore.perImage(predictions: p, targets: t, pixels: plane).reduce(0, +)
+                }
             }
+            let g = try allreduce((sums.intersection, sums.predictions, sums.targets, localKaggle))
+            weighted += DiceLoss.Sums(intersection: g.0, predictions: g.1, targets: g.2).loss * Double(batch.count)
+            kaggle += g.3
         }
         let n = Double(max(data.count, 1))
         return PassMetrics(loss: weighted / n, kaggle: kaggle / n, images: data.count, seconds: monotonicSeconds() - start)
     }
 
-    /// Probabilities for every sample of `data`, `count x rows x cols`.
+    /// Probabilities for every sample of `data`, `count x rows x cols` (one process).
     public func predict(_ data: Samples) -> [Float] {
         Self.predict(model: model, data, batchSize: batchSize)
     }
@@ -141,6 +219,61 @@ public final class Trainer {
             }
         }
         return out
+    }
+
+    /// Prediction sharded over the ranks: `images` (`count x plane`, normalised) is read on
+    /// `root` only; every rank predicts a contiguous share (scattered from the root), and the
+    /// root receives all probabilities in the original order (other ranks get an empty array).
+    public static func predict(model: UNet, images: [Float], count: Int, batchSize: Int,
+                               communicator comm: any Communicator, root: Int = 0) throws -> [Float] {
+        let plane = model.configuration.rows * model.configuration.cols
+        let counts = (0..<comm.size).map { share(of: count, rank: $0, size: comm.size).count * plane }
+        var local = [Float](repeating: 0, count: counts[comm.rank])
+        try images.withUnsafeBufferPointer { s in
+            try local.withUnsafeMutableBufferPointer { try comm.scatter(s, into: $0, counts: counts, root: root) }
+        }
+        let mine = predict(model: model, Samples(rows: model.configuration.rows, cols: model.configuration.cols, images: local),
+                           batchSize: batchSize)
+        var all = [Float](repeating: 0, count: comm.rank == root ? count * plane : 0)
+        try mine.withUnsafeBufferPointer { s in
+            try all.withUnsafeMutableBufferPointer { try comm.gather(s, into: $0, counts: counts, root: root) }
+        }
+        return all
+    }
+
+    /// Makes every rank's weights and Adam state the root's (after the root initialised or
+    /// loaded them).
+    public func broadcastState(root: Int = 0) throws {
+        guard communicator.size > 1 else { return }
+        try communicator.broadcast(&model.parameters, root: root)
+        try communicator.broadcast(&adam.m, root: root)
+        try communicator.broadcast(&adam.v, root: root)
+        adam.step = try communicator.broadcast(adam.step, root: root)
+    }
+
+    /// Checks that every rank holds the same weights: a cheap fingerprint of the parameter
+    /// buffer, compared with the root's. Throws on every rank, naming the ranks that differ.
+    public func checkReplicas(root: Int = 0) throws {
+        guard communicator.size > 1 else { return }
+        let mine = Self.fingerprint(model.parameters)
+        let reference = try communicator.broadcast(mine, root: root)
+        var differs = [Double](repeating: 0, count: communicator.size)
+        differs[communicator.rank] = mine == reference ? 0 : 1
+        try communicator.allreduceSum(&differs)
+        let bad = differs.indices.filter { differs[$0] != 0 }
+        guard bad.isEmpty else {
+            let names = bad.map { "rank \($0)" }.joined(separator: ", ")
+            throw TrainingError("replicas out of step after Adam step \(adam.step): the weights of \(names) differ from rank \(root)'s")
+        }
+    }
+
+    /// A 64-bit fingerprint of a Float buffer's bit patterns (FNV-1a over 32-bit words).
+    public static func fingerprint(_ values: [Float]) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        values.withUnsafeBufferPointer { v in
+            for x in v { h = (h ^ UInt64(x.bitPattern)) &* 0x0000_0100_0000_01b3 }
+        }
+        return h
     }
 }
 

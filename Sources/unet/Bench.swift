@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Model
 import Random
+import Distributed
 import Training
 
 struct Bench: ParsableCommand {
@@ -33,9 +34,16 @@ struct Bench: ParsableCommand {
     @Flag(help: "End with one JSON object on its own line.") var json = false
 
     func run() throws {
+        Job.run { try bench($0) }
+    }
+
+    func bench(_ comm: any Communicator) throws {
         let config = UNetConfiguration(rows: rows, cols: cols, filters: filters, depth: depth, upsample: upsample)
         do { try config.validate() } catch { throw ValidationError("\(error)") }
-        let model = try UNet(configuration: config, seed: 1, maxBatch: batchSize)
+        guard batchSize >= comm.size else { throw ValidationError("--batch-size must be at least the number of ranks") }
+        // --batch-size is the global batch: each rank takes its share, as `unet train` does.
+        let localBatch = Trainer.localBatchSize(batchSize, ranks: comm.size)
+        let model = try UNet(configuration: config, seed: 1, maxBatch: localBatch)
         var rng = SeededGenerator(seed: 5)
         let plane = rows * cols
         var images = [Float](), masks = [Float]()
@@ -45,29 +53,43 @@ struct Bench: ParsableCommand {
         }
         let data = Samples(rows: rows, cols: cols, images: images, masks: masks)
         let trainer = Trainer(model: model, adam: Adam(parameterCount: config.parameterCount, learningRate: 1e-5),
-                              batchSize: batchSize, seed: 1)
+                              batchSize: batchSize, seed: 1, communicator: comm)
         let batch = Array(0..<batchSize)[...]
-        func step() {
+        let mine = comm.share(of: batchSize)
+        func step() throws {
             switch mode {
-            case .train: trainer.step(data, batch)
+            case .train: try trainer.step(data, batch)
             case .infer:
-                model.input.baseAddress!.update(from: images, count: images.count)
-                model.forward(batch: batchSize)
+                model.input.baseAddress!.update(from: images, count: mine.count * plane)
+                model.forward(batch: mine.count)
             }
         }
-        for _ in 0..<warmup { step() }
+        for _ in 0..<warmup { try step() }
+        try comm.barrier()
+        let reduceBefore = trainer.allreduceSeconds
         let start = monotonicSeconds()
-        for _ in 0..<steps { step() }
+        for _ in 0..<steps { try step() }
+        try comm.barrier()
         let seconds = monotonicSeconds() - start
+        let allreduceShare = (trainer.allreduceSeconds - reduceBefore) / seconds
+        var rssPerRank = [peakResidentMegabytes()]
+        if comm.size > 1 {
+            // The largest resident size of any rank (a sum would double-count the libraries).
+            var all = [Double](repeating: 0, count: comm.size)
+            all[comm.rank] = rssPerRank[0]
+            try comm.allreduceSum(&all)
+            rssPerRank = all
+        }
+        guard comm.isRoot else { return }
         let imagesPerSecond = Double(steps * batchSize) / seconds
         let flopsPerImage = Double(config.forwardMultiplyAdds) * 2 * (mode == .train ? 3 : 1)
         let gflops = imagesPerSecond * flopsPerImage / 1e9
-        let rss = peakResidentMegabytes()
-        print(String(format: "%@ %dx%d batch %d filters %d depth %d %@: %.2f images/s, %.1f GFLOP/s, peak RSS %.0f MB",
-                     mode.rawValue, rows, cols, batchSize, filters, depth, upsample.rawValue,
-                     imagesPerSecond, gflops, rss))
+        let rss = rssPerRank.max()!
+        print(String(format: "%@ %dx%d batch %d filters %d depth %d %@, %d rank(s): %.2f images/s, %.1f GFLOP/s, allreduce %.1f%% of a step, peak RSS %.0f MB per rank",
+                     mode.rawValue, rows, cols, batchSize, filters, depth, upsample.rawValue, comm.size,
+                     imagesPerSecond, gflops, allreduceShare * 100, rss))
         if json {
-            print("{\"mode\":\"\(mode.rawValue)\",\"rows\":\(rows),\"cols\":\(cols),\"batch_size\":\(batchSize),\"filters\":\(filters),\"depth\":\(depth),\"upsample\":\"\(upsample.rawValue)\",\"images_per_s\":\(imagesPerSecond),\"gflops\":\(gflops),\"peak_rss_mb\":\(rss)}")
+            print("{\"mode\":\"\(mode.rawValue)\",\"rows\":\(rows),\"cols\":\(cols),\"batch_size\":\(batchSize),\"filters\":\(filters),\"depth\":\(depth),\"upsample\":\"\(upsample.rawValue)\",\"ranks\":\(comm.size),\"images_per_s\":\(imagesPerSecond),\"gflops\":\(gflops),\"allreduce_share\":\(allreduceShare),\"peak_rss_mb\":\(rss)}")
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import DataIO
+import Distributed
 import Foundation
 import Model
 import Training
@@ -28,21 +29,30 @@ struct Evaluate: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize: Int = 32
 
     func run() throws {
-        do {
-            let (model, mean, std) = try loadModel(checkpoint, maxBatch: batchSize)
-            let c = model.configuration
-            var (samples, subjects) = try DataFolder(path: data).loadTraining(rows: c.rows, cols: c.cols)
-            Preprocessing.normalize(&samples.images, mean: mean, std: std)
-            let indices = all ? Array(subjects.indices)
-                              : Preprocessing.splitBySubject(subjects, fraction: validationSplit).validation
-            guard !indices.isEmpty else {
-                throw DataError(data, "no validation subjects for --validation-split \(validationSplit) (use --all)")
+        Job.run { comm in
+            guard batchSize >= comm.size else {
+                throw ValidationError("--batch-size \(batchSize) is smaller than the job's \(comm.size) ranks")
             }
-            let trainer = Trainer(model: model, adam: Adam(parameterCount: 0), batchSize: min(batchSize, model.maxBatch), seed: 0)
-            let m = trainer.evaluate(samples.subset(indices))
-            print(String(format: "images %d  loss %.4f  dice %.4f  kaggle %.4f", m.images, m.loss, m.dice, m.kaggle))
-        } catch {
-            Terminal.fail(error)
+            let (model, mean, std) = try loadModel(checkpoint, maxBatch: Trainer.localBatchSize(batchSize, ranks: comm.size),
+                                                   communicator: comm)
+            let c = model.configuration
+            var set = Samples(rows: c.rows, cols: c.cols, images: [], masks: [])
+            if comm.isRoot {
+                var (samples, subjects) = try DataFolder(path: data).loadTraining(rows: c.rows, cols: c.cols)
+                Preprocessing.normalize(&samples.images, mean: mean, std: std)
+                let indices = all ? Array(subjects.indices)
+                                  : Preprocessing.splitBySubject(subjects, fraction: validationSplit).validation
+                guard !indices.isEmpty else {
+                    throw DataError(data, "no validation subjects for --validation-split \(validationSplit) (use --all)")
+                }
+                set = samples.subset(indices)
+            }
+            try set.broadcast(comm)
+            let trainer = Trainer(model: model, adam: Adam(parameterCount: 0), batchSize: batchSize, seed: 0, communicator: comm)
+            let m = try trainer.evaluate(set)
+            if comm.isRoot {
+                print(String(format: "images %d  loss %.4f  dice %.4f  kaggle %.4f", m.images, m.loss, m.dice, m.kaggle))
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import DataIO
+import Distributed
 import Model
 import Training
 
@@ -25,27 +26,50 @@ struct Predict: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize: Int = 32
 
     func run() throws {
-        do {
-            let (model, mean, std) = try loadModel(checkpoint, maxBatch: batchSize)
+        Job.run { comm in
+            guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+            // Rank 0 reads the checkpoint and the test images; every rank predicts a share.
+            var test = Samples(rows: 0, cols: 0, images: [])
+            let (model, mean, std) = try loadModel(checkpoint, maxBatch: batchSize, communicator: comm)
             let c = model.configuration
-            var (test, _, _, _) = try DataFolder(path: data).loadTest(rows: c.rows, cols: c.cols)
-            Preprocessing.normalize(&test.images, mean: mean, std: std)
-            let probabilities = Trainer.predict(model: model, test, batchSize: batchSize)
-            try NPY.save(NDArray(shape: [test.count, c.rows, c.cols], scalars: probabilities), to: out)
-            Terminal.writeError("predict: \(test.count) masks (\(c.rows)x\(c.cols)) to \(out)\n")
-        } catch {
-            Terminal.fail(error)
+            if comm.isRoot {
+                test = try DataFolder(path: data).loadTest(rows: c.rows, cols: c.cols).samples
+                Preprocessing.normalize(&test.images, mean: mean, std: std)
+            }
+            let count = Int(try comm.broadcast(Int64(test.count)))
+            let probabilities = try Trainer.predict(model: model, images: test.images, count: count,
+                                                    batchSize: batchSize, communicator: comm)
+            guard comm.isRoot else { return }
+            try NPY.save(NDArray(shape: [count, c.rows, c.cols], scalars: probabilities), to: out)
+            Terminal.writeError("predict: \(count) masks (\(c.rows)x\(c.cols)) to \(out)\(comm.size > 1 ? " (\(comm.size) ranks)" : "")\n")
         }
     }
 }
 
-/// A model with a checkpoint's weights, and the normalisation it was trained with.
-func loadModel(_ path: String, maxBatch: Int) throws -> (UNet, mean: Float, std: Float) {
-    let checkpoint = try Checkpoint.read(from: path)
-    guard let state = checkpoint.state else {
-        throw DataError(path, "has weights but no training state (mean and std): not written by unet train")
+/// A model with a checkpoint's weights, and the normalisation it was trained with. Rank 0 reads
+/// the file; the other ranks receive the configuration and the weights from it (they need not
+/// see the file). The mean and std are meaningful on rank 0 only.
+func loadModel(_ path: String, maxBatch: Int, communicator comm: any Communicator) throws -> (UNet, mean: Float, std: Float) {
+    var configuration = UNetConfiguration()
+    var parameters: [Float] = []
+    var mean: Float = 0, std: Float = 1
+    if comm.isRoot {
+        let checkpoint = try Checkpoint.read(from: path)
+        guard let state = checkpoint.state else {
+            throw DataError(path, "has weights but no training state (mean and std): not written by unet train")
+        }
+        (configuration, parameters, mean, std) = (checkpoint.configuration, checkpoint.parameters, state.mean, state.std)
     }
-    let model = try UNet(configuration: checkpoint.configuration, maxBatch: max(1, maxBatch))
-    model.parameters = checkpoint.parameters
-    return (model, state.mean, state.std)
+    if comm.size > 1 {
+        let c = configuration
+        let shape = try comm.broadcast((Int64(c.rows), Int64(c.cols), Int64(c.filters), Int64(c.depth),
+                                        Int64(Upsampling.allCases.firstIndex(of: c.upsample)!)))
+        configuration = UNetConfiguration(rows: Int(shape.0), cols: Int(shape.1), filters: Int(shape.2),
+                                          depth: Int(shape.3), upsample: Upsampling.allCases[Int(shape.4)])
+        if !comm.isRoot { parameters = [Float](repeating: 0, count: configuration.parameterCount) }
+        try comm.broadcast(&parameters)
+    }
+    let model = try UNet(configuration: configuration, maxBatch: max(1, maxBatch))
+    model.parameters = parameters
+    return (model, mean, std)
 }

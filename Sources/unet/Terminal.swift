@@ -21,6 +21,22 @@ enum Terminal {
     }
 }
 
+/// A subcommand's body as one rank of the MPI job (a job of one rank without `mpirun`).
+enum Job {
+    /// Runs `body`; an error on any rank ends the whole job: with several ranks through
+    /// `MPI_Abort`, after printing `[rank R] error: ...` (so no rank waits forever in a collective
+    /// the failed one never reaches), alone as `error: ...` with exit status 1.
+    static func run(_ body: (MPICommunicator) throws -> Void) {
+        let comm = MPICommunicator.world
+        do {
+            try body(comm)
+        } catch {
+            if comm.size > 1 { comm.abort(code: 1, message: "error: \(error)") }
+            Terminal.fail(error)
+        }
+    }
+}
+
 /// A progress line on stderr: redrawn in place on a terminal (at most 10 times a second), a single
 /// final line when stderr is a file or a pipe.
 final class ProgressLine: Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import DataIO
+import Checkpoint
 
 /// The `unet` tool as a user runs it: exit status, one-line errors, and the files it leaves.
 /// `swift test` builds the tool beside the test bundle.
@@ -94,6 +95,39 @@ struct CLITests {
             let bad = try Self.run(["predict", "--data", dir + "/data", "--checkpoint", dir + "/bad.h5", "--out", dir + "/q.npy"])
             #expect(bad.status == 1 && bad.stderr.split(separator: "\n").count == 1 && bad.stderr.contains("bad.h5"), "\(bad.stderr)")
             #expect(!listing(dir).contains("q.npy"))
+        }
+    }
+
+    /// 2 epochs straight and 1 epoch + `--resume` to 2 give bit-identical weights and Adam
+    /// state; `--resume` without a checkpoint starts afresh; a resume at the end does nothing;
+    /// a checkpoint of another configuration is refused in one line.
+    @Test func resumeIsExact() throws {
+        try withTemporaryDirectory { dir in
+            #expect(try Self.run(["synth", "--out", dir + "/raw", "--train", "10", "--test", "1", "--subjects", "3", "--seed", "2"]).status == 0)
+            #expect(try Self.run(["prepare", "--raw", dir + "/raw", "--out", dir + "/data"]).status == 0)
+            func train(_ checkpoint: String, epochs: Int, _ extra: [String] = []) throws -> Result {
+                try Self.run(["train", "--data", dir + "/data", "--checkpoint", dir + "/" + checkpoint, "--epochs", "\(epochs)",
+                              "--batch-size", "3", "--rows", "16", "--cols", "16", "--filters", "2", "--depth", "2",
+                              "--lr", "1e-3", "--seed", "4"] + extra)
+            }
+            #expect(try train("straight.h5", epochs: 2).status == 0)
+            let first = try train("resumed.h5", epochs: 1, ["--resume"])  // nothing to resume yet
+            #expect(first.status == 0 && first.stderr.contains("starting from scratch"), "\(first.stderr)")
+            let second = try train("resumed.h5", epochs: 2, ["--resume"])
+            #expect(second.status == 0 && second.stderr.contains("resuming after epoch 1"), "\(second.stderr)")
+            #expect(second.stdout.hasPrefix("epoch 2/2"), "\(second.stdout)")
+            let a = try Checkpoint.read(from: dir + "/straight.last.h5"), b = try Checkpoint.read(from: dir + "/resumed.last.h5")
+            #expect(a.parameters == b.parameters)
+            #expect(a.state?.adamM == b.state?.adamM && a.state?.adamV == b.state?.adamV)
+            #expect(a.state?.adamStep == b.state?.adamStep && b.state?.epoch == 2)
+            #expect(a.state?.history.map(\.loss) == b.state?.history.map(\.loss))
+            #expect(a.state?.bestScore == b.state?.bestScore)
+
+            let done = try train("resumed.h5", epochs: 2, ["--resume"])
+            #expect(done.status == 0 && done.stderr.contains("nothing to do") && done.stdout.isEmpty, "\(done.stderr)")
+            let other = try Self.run(["train", "--data", dir + "/data", "--checkpoint", dir + "/resumed.h5", "--epochs", "3",
+                                      "--rows", "16", "--cols", "16", "--filters", "4", "--depth", "2", "--resume"])
+            #expect(other.status == 1 && other.stderr.split(separator: "\n").count == 1 && other.stderr.contains("filters"), "\(other.stderr)")
         }
     }
 

@@ -44,6 +44,44 @@ struct CommunicatorTests {
         }
     }
 
+    @Test func gatherAndScatterInRankOrder() throws {
+        // Rank r holds r + 1 elements valued 100 r + i: the root's concatenation shows any rank
+        // missing, duplicated or out of order; scatter sends every rank its own part back.
+        let counts = (0..<comm.size).map { $0 + 1 }
+        let mine = (0..<(comm.rank + 1)).map { Float(100 * comm.rank + $0) }
+        let expected = (0..<comm.size).flatMap { r in (0..<(r + 1)).map { Float(100 * r + $0) } }
+        for root in 0..<comm.size {
+            var all = [Float](repeating: -1, count: comm.rank == root ? expected.count : 0)
+            try mine.withUnsafeBufferPointer { s in
+                try all.withUnsafeMutableBufferPointer { try comm.gather(s, into: $0, counts: counts, root: root) }
+            }
+            if comm.rank == root { #expect(all == expected) }
+            var back = [Float](repeating: -1, count: comm.rank + 1)
+            try all.withUnsafeBufferPointer { s in
+                try back.withUnsafeMutableBufferPointer { try comm.scatter(s, into: $0, counts: counts, root: root) }
+            }
+            #expect(back == mine)
+        }
+        var wrong = [Float](repeating: 0, count: 1)
+        #expect(throws: CommunicatorError.self) {
+            try mine.withUnsafeBufferPointer { s in
+                try wrong.withUnsafeMutableBufferPointer { try comm.gather(s, into: $0, counts: [5], root: 0) }
+            }
+        }
+    }
+
+    @Test func sharesDifferByAtMostOne() {
+        for size in 1...5 {
+            for count in 0...12 {
+                let shares = (0..<size).map { share(of: count, rank: $0, size: size) }
+                #expect(shares.first!.lowerBound == 0 && shares.last!.upperBound == count)
+                for r in 1..<size { #expect(shares[r].lowerBound == shares[r - 1].upperBound) }
+                let sizes = shares.map(\.count)
+                #expect(sizes.max()! - sizes.min()! <= 1)
+            }
+        }
+    }
+
     @Test func barrierAndBadRoot() throws {
         try comm.barrier()
         var values: [Float] = [1]

@@ -45,9 +45,9 @@ struct TrainingTests {
         }
         let data = Samples(rows: 16, cols: 16, images: images, masks: masks)
         let trainer = Trainer(model: model, adam: Adam(parameterCount: c.parameterCount, learningRate: 3e-3), batchSize: 4, seed: 2)
-        let before = trainer.evaluate(data).loss
-        for epoch in 0..<15 { _ = trainer.trainEpoch(data, epoch: epoch) }
-        let after = trainer.evaluate(data)
+        let before = try trainer.evaluate(data).loss
+        for epoch in 0..<15 { _ = try trainer.trainEpoch(data, epoch: epoch) }
+        let after = try trainer.evaluate(data)
         #expect(after.loss < before - 0.1, "loss \(before) -> \(after.loss)")
         #expect(trainer.adam.step == 30)
     }
