@@ -39,7 +39,7 @@ fi
 unet_mpirun_flags vader,self "${binding[@]}"
 unet_mpirun_extra
 launcher=(mpirun "${mpirun_flags[@]}" -np "$np" -x OPENBLAS_NUM_THREADS "${mpirun_extra[@]}")
-echo "mpi-local: $np ranks on $cores cores, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS per rank, ${binding[*]}" >&2
+echo "mpi-local: ranks $np, cores $cores, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS per rank, ${binding[*]}" >&2
 
 pipeline_binary
 pipeline_run "${2:-}" "${launcher[@]}"
