@@ -19,6 +19,9 @@ echo "== multi-rank tests: mpirun -np 2"
 mpirun "${MPIRUN_FLAGS[@]}" --oversubscribe -np 2 \
     "$bin/UNetTrainerPackageTests.xctest" --testing-library swift-testing --filter "CommunicatorTests"
 
+echo "== data-parallel training, resume, replica check, sharded predict: unet under mpirun -np 2"
+Launch/test-distributed.sh "$bin"
+
 echo "== mpirun -np 2 unet info"
 mpirun "${MPIRUN_FLAGS[@]}" --oversubscribe -np 2 "$bin/unet" info
 

@@ -12,10 +12,15 @@ struct Bench: ParsableCommand {
             Reads nothing and writes nothing: builds the model, fills a batch with random images
             and masks, runs --warmup untimed steps, then --steps timed ones, and prints images/s,
             effective GFLOP/s (3 x the forward multiply-adds x 2 per training image, 1 x for
-            inference) and peak resident memory. Build in release.
+            inference), the share of a step spent in the gradient allreduce, and peak resident
+            memory (the largest of any rank). Build in release.
+
+            Under mpirun, --batch-size is the global batch, shared by the ranks as `unet train`
+            shares it; rank 0 prints.
 
             Examples:
               unet bench --mode train --steps 10
+              mpirun -np 2 -x OPENBLAS_NUM_THREADS=1 unet bench --mode train --steps 10
               unet bench --mode infer --rows 96 --cols 96 --upsample transpose --json
             """
     )

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The multi-rank acceptance of data-parallel training, as a user runs it (called by Launch/test.sh):
+#   Launch/test-distributed.sh BIN_DIR
+# 1. exact resume with 2 ranks: 2 epochs straight == 1 epoch + --resume 1 epoch, bit for bit
+#    (weights and Adam state);
+# 2. 2 ranks vs 1 rank on the same data and seed, even and uneven splits and a partial last batch:
+#    weights within 1e-5 (floating-point summation order only);
+# 3. resuming with another rank count (1 rank, then 2 ranks) continues within the same tolerance;
+# 4. a replica whose weights drift (test hook UNET_TEST_CORRUPT_RANK) aborts the job with a
+#    message naming that rank, mpirun exits non-zero, and nothing hangs (timeout);
+# 5. `unet predict` sharded over 2 ranks writes the 1-rank masks;
+# 6. an error on one rank (rank 0 cannot read the data) ends the whole job, prefixed by the rank.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source Launch/mpi-env.sh
+bin=${1:?usage: test-distributed.sh BIN_DIR}
+unet="$bin/unet"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mpi() { timeout 300 mpirun "${MPIRUN_FLAGS[@]}" --oversubscribe -np "$1" -x OPENBLAS_NUM_THREADS=1 "${@:2}"; }
+
+"$unet" synth --out "$work/raw" --train 23 --test 7 --subjects 3 --seed 5 >/dev/null
+"$unet" prepare --raw "$work/raw" --out "$work/data" >/dev/null
+# 16 training images (subjects 1-2), 7 held out (subject 3).
+model=(--rows 32 --cols 32 --filters 4 --depth 2 --lr 1e-3 --seed 3)
+train1() { "$unet" train --data "$work/data" "${model[@]}" "$@" >/dev/null; }
+train2() { mpi 2 "$unet" train --data "$work/data" "${model[@]}" "$@" >/dev/null; }
+
+echo "-- exact resume, 2 ranks"
+train2 --checkpoint "$work/straight.h5" --epochs 2 --batch-size 5
+train2 --checkpoint "$work/resumed.h5" --epochs 1 --batch-size 5
+train2 --checkpoint "$work/resumed.h5" --epochs 2 --batch-size 5 --resume
+"$unet" compare "$work/straight.last.h5" "$work/resumed.last.h5" --tolerance 0 --state
+
+for batch in 4 5 7; do  # 16 images: 2+2 per step (even); 3+2 (uneven) and a last batch of 1 (1+0); 4+3 and a last batch of 2 (1+1)
+    echo "-- 2 ranks vs 1 rank, batch $batch"
+    train1 --checkpoint "$work/one-$batch.h5" --epochs 2 --batch-size "$batch"
+    train2 --checkpoint "$work/two-$batch.h5" --epochs 2 --batch-size "$batch"
+    "$unet" compare "$work/one-$batch.last.h5" "$work/two-$batch.last.h5" --tolerance 1e-5
+done
+
+echo "-- resume with another rank count: 1 rank for epoch 1, 2 ranks for epoch 2"
+train1 --checkpoint "$work/mixed.h5" --epochs 1 --batch-size 5
+train2 --checkpoint "$work/mixed.h5" --epochs 2 --batch-size 5 --resume
+"$unet" compare "$work/one-5.last.h5" "$work/mixed.last.h5" --tolerance 1e-5
+
+echo "-- a drifting replica aborts the job, naming its rank"
+set +e
+UNET_TEST_CORRUPT_RANK=1 mpi 2 -x UNET_TEST_CORRUPT_RANK "$unet" train --data "$work/data" "${model[@]}" \
+    --checkpoint "$work/drift.h5" --epochs 2 --batch-size 5 >"$work/drift.out" 2>&1
+status=$?
+set -e
+[ "$status" -ne 0 ] || { echo "FAIL: the job with a drifting replica succeeded"; exit 1; }
+grep -q "the weights of rank 1 differ from rank 0's" "$work/drift.out" || { cat "$work/drift.out"; echo "FAIL: no message naming rank 1"; exit 1; }
+[ "$status" -ne 124 ] || { echo "FAIL: the job hung (timeout)"; exit 1; }
+[ ! -e "$work/drift.h5" ] || { echo "FAIL: a checkpoint was written for the drifted epoch"; exit 1; }
+echo "aborted with status $status: $(grep -m1 'differ from' "$work/drift.out")"
+
+echo "-- predict sharded over 2 ranks == 1 rank"
+# 7 test images: shares of 4 and 3; with forward batches of 4 the GEMM shapes are the 1-rank ones,
+# so the masks are bit-identical.
+OPENBLAS_NUM_THREADS=1 "$unet" predict --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 4 --out "$work/p1.npy" 2>/dev/null
+mpi 2 "$unet" predict --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 4 --out "$work/p2.npy" 2>/dev/null
+cmp "$work/p1.npy" "$work/p2.npy" && echo "identical masks"
+
+echo "-- an error on rank 0 ends the whole job"
+if mpi 2 "$unet" train --data "$work/missing" --checkpoint "$work/x.h5" "${model[@]}" >"$work/err.out" 2>&1; then
+    echo "FAIL: training on a missing folder succeeded"; exit 1
+fi
+grep -q "^\[rank 0\] error: .*missing" "$work/err.out" || { cat "$work/err.out"; echo "FAIL: no rank-prefixed error"; exit 1; }
+grep -m1 "^\[rank 0\]" "$work/err.out"
+echo "distributed tests passed"
