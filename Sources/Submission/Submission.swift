@@ -16,6 +16,11 @@ public enum Submission {
         public var images: Int
         /// Rows with a non-empty run-length string (at least `minPixels` pixels set).
         public var nonEmpty: Int
+
+        public init(images: Int, nonEmpty: Int) {
+            self.images = images
+            self.nonEmpty = nonEmpty
+        }
     }
 
     /// Writes the submission for `ids.count` predicted masks: `masks` holds the probability maps
