@@ -10,10 +10,11 @@ public enum SubmissionMask {
     ///
     /// The 0.5 boundary puts the enlarged outline where the scaled outline of the small mask is
     /// (a block of rows 16..<32 of 64 becomes rows 105..<210 of 420), with corners slightly
-    /// rounded. The tutorial's `submission.py` differs by up to a pixel at the outline: its
-    /// cv2 version rounds OpenCV's uint8 bilinear result (about this boundary), while the later
-    /// skimage version sets every pixel > 0 after `skimage.transform.resize`, which grows every
-    /// mask by up to a pixel all around.
+    /// rounded. The tutorial's `submission.py` differs at the outline: its cv2 version rounds
+    /// OpenCV's uint8 bilinear result (about this same boundary), while its skimage version sets
+    /// every pixel > 0 after `skimage.transform.resize`, which grows every mask all around, by up
+    /// to half a model pixel (3 pixels of 420 for a 64-row model: rows 102..<213 above). We keep
+    /// the 0.5 boundary.
     /// - Precondition: `probabilities.count == rows * cols`; all sizes positive.
     public static func binarize(probabilities: UnsafeBufferPointer<Float>, rows: Int, cols: Int,
                                 threshold: Float, height: Int, width: Int) -> [UInt8] {

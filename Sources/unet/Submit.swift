@@ -7,19 +7,22 @@ struct Submit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the Kaggle submission.csv from predicted test masks.",
         discussion: """
-            Reads:  DATA/imgs_id_test.npy (the test ids, from `unet prepare`), only the header of
-                    DATA/imgs_test.npy (the original image size), and MASKS, the float32
-                    (M, rows, cols) probabilities `unet predict` wrote ((M, 1, rows, cols) and
+            Reads:  DATA/imgs_id_test.npy (the test ids, from `unet prepare`),
+                    only the header of DATA/imgs_test.npy (the original image
+                    size), and MASKS, the float32 (M, rows, cols) probabilities
+                    `unet predict` wrote ((M, 1, rows, cols) and
                     (M, rows, cols, 1), as Keras writes them, work too).
-            Writes: OUT, the CSV Kaggle takes: the header `img,pixels`, then per test image,
-                    sorted by id, `id,<start length ...>`: the mask thresholded at --threshold,
-                    enlarged bilinearly to the original size (a pixel is set above 0.5), and
-                    run-length encoded column-major from 1; empty when fewer than --min-pixels
-                    pixels are set. Written to a temporary name and renamed.
+            Writes: OUT, the CSV Kaggle takes: the header `img,pixels`, then
+                    per test image, sorted by id, `id,<start length ...>`: the
+                    mask thresholded at --threshold, enlarged bilinearly to
+                    the original size (a pixel is set above 0.5), run-length
+                    encoded column-major from 1; empty when fewer than
+                    --min-pixels pixels are set. Written to a temporary name
+                    and renamed.
 
-            Counts that differ between the three files, a bad shape or dtype, or a repeated id
-            stop with one line naming the file, and OUT is not written. Under mpirun only rank 0
-            works.
+            Counts that differ between the three files, a bad shape or dtype,
+            or a repeated id stop with one line naming the file, and OUT is
+            not written. Under mpirun only rank 0 works.
 
             Example:
               unet submit --data data --masks imgs_mask_test.npy --out submission.csv
