@@ -48,6 +48,9 @@ let package = Package(
         // MARK: Seeded, portable randomness (data generation, shuffles, initialisation).
         .target(name: "Random"),
 
+        // MARK: The Kaggle submission: masks back to the image size, run-length encoded, submission.csv.
+        .target(name: "Submission", dependencies: ["DataIO"]),
+
         // MARK: Synthetic ultrasound dataset (pure Swift; written to disk through DataIO).
         .target(name: "Synthetic", dependencies: ["Random"]),
 
@@ -55,14 +58,14 @@ let package = Package(
         .executableTarget(
             name: "unet",
             dependencies: [
-                "Distributed", "DataIO", "Synthetic", "Model", "Training", "Checkpoint",
+                "Distributed", "DataIO", "Synthetic", "Model", "Training", "Checkpoint", "Submission",
                 "CMPI", "COpenBLAS", "CTIFF", "CHDF5",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(
             name: "UNetTrainerTests",
-            dependencies: ["Distributed", "DataIO", "Random", "Synthetic", "Kernels", "Model", "Training", "Checkpoint", "COpenBLAS", "CHDF5", "CTIFF"],
+            dependencies: ["Distributed", "DataIO", "Random", "Synthetic", "Kernels", "Model", "Training", "Checkpoint", "Submission", "COpenBLAS", "CHDF5", "CTIFF"],
             exclude: ["Fixtures"]),
     ]
 )

@@ -26,7 +26,11 @@ struct Predict: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize: Int = 32
 
     func run() throws {
-        Job.run { comm in
+        Job.run { try predict($0) }
+    }
+
+    func predict(_ comm: any Communicator) throws {
+        do {  // (a scope: the names below are the prediction's)
             guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
             // Rank 0 reads the checkpoint and the test images; every rank predicts a share.
             var test = Samples(rows: 1, cols: 1, images: [])  // rank 0 fills it

@@ -131,8 +131,24 @@ struct CLITests {
         }
     }
 
+    /// `unet run` chains every stage on a synthetic set and ends with a submission Kaggle takes.
+    @Test func runChainsEveryStage() throws {
+        try withTemporaryDirectory { dir in
+            let out = dir + "/out"
+            let run = try Self.run(["run", "--out", out, "--synth-train", "6", "--synth-test", "3", "--synth-subjects", "2",
+                                    "--epochs", "1", "--batch-size", "3", "--rows", "16", "--cols", "16", "--filters", "2",
+                                    "--depth", "2", "--lr", "1e-3"])
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(Set(listing(out)).isSuperset(of: ["data", "raw-synthetic", "unet.h5", "unet.last.h5", "imgs_mask_test.npy", "submission.csv"]),
+                    "\(listing(out))")
+            let csv = String(decoding: try readBytes(out + "/submission.csv"), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            #expect(csv.first == "img,pixels" && csv.count == 5 && csv.last == "", "\(csv)")  // header, 3 rows, final newline
+            #expect(csv[1].hasPrefix("1,") && csv[2].hasPrefix("2,") && csv[3].hasPrefix("3,"))
+        }
+    }
+
     @Test func helpTeaches() throws {
-        for command in ["synth", "prepare", "train", "predict", "evaluate", "info"] {
+        for command in ["synth", "prepare", "train", "predict", "submit", "run", "evaluate", "compare", "bench", "info"] {
             let help = try Self.run([command, "--help"])
             #expect(help.status == 0)
             #expect(help.stdout.contains("Example"), "\(command) --help has no example")

@@ -1,0 +1,107 @@
+import ArgumentParser
+import DataIO
+import Distributed
+import Model
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The whole pipeline: (synth,) prepare, train, predict, submit.",
+        discussion: """
+            Reads:  --raw DIR in the Kaggle layout (train/, test/); without --raw, a synthetic
+                    set is generated once into OUT/raw-synthetic (and reused after).
+            Writes: OUT/data/*.npy (unet prepare), OUT/unet.h5 and OUT/unet.last.h5 (unet
+                    train), OUT/imgs_mask_test.npy (unet predict), OUT/submission.csv (unet
+                    submit).
+
+            Each stage is the subcommand of the same name with these options. Under mpirun,
+            rank 0 alone generates, prepares and submits; training and prediction run on every
+            rank. With --resume, training continues from OUT/unet.last.h5.
+
+            Examples:
+              unet run --out out --epochs 20
+              unet run --raw kaggle --out out --lr 1e-5 --resume
+              mpirun -np 2 -x OPENBLAS_NUM_THREADS=1 unet run --out out
+            """
+    )
+
+    @Option(help: "Raw data in the Kaggle layout (default: a synthetic set in OUT/raw-synthetic).") var raw: String?
+    @Option(help: "The folder for every output.") var out: String = "out"
+    @Option(name: .customLong("synth-train"), help: "Synthetic training images (without --raw).") var synthTrain: Int = 120
+    @Option(name: .customLong("synth-test"), help: "Synthetic test images (without --raw).") var synthTest: Int = 30
+    @Option(name: .customLong("synth-subjects"), help: "Synthetic subjects (without --raw).") var synthSubjects: Int = 6
+    @Option(name: .customLong("synth-seed"), help: "Seed of the synthetic set (without --raw).") var synthSeed: UInt64 = 42
+
+    @Option(help: "Total epochs of the run.") var epochs: Int = 20
+    @Option(name: .customLong("batch-size"), help: "Images per step (over all ranks).") var batchSize: Int = 32
+    @Option(help: "Adam's learning rate.") var lr: Float = 1e-5
+    @Option(name: .customLong("validation-split"), help: "Share of images held out, by whole subjects.") var validationSplit: Double = 0.2
+    @Option(help: "Model input height.") var rows: Int = 64
+    @Option(help: "Model input width.") var cols: Int = 80
+    @Option(help: "Filters of the first level.") var filters: Int = 32
+    @Option(help: "Number of poolings.") var depth: Int = 4
+    @Option(help: "Decoder upsampling: nearest or transpose.") var upsample: Upsampling = .nearest
+    @Option(help: "Seed of the initialisation and the shuffles.") var seed: UInt64 = 1
+    @Flag(help: "Continue training from OUT/unet.last.h5 when it exists.") var resume = false
+    @Option(help: "Submission threshold on the probabilities.") var threshold: Float = 0.5
+    @Option(name: .customLong("min-pixels"), help: "Masks with fewer pixels are submitted empty.") var minPixels: Int = 10
+
+    /// Parses a stage's own command from arguments, so its validation and defaults apply.
+    func stage<C: ParsableCommand>(_ type: C.Type, _ arguments: [String]) throws -> C {
+        do { return try C.parse(arguments) } catch {
+            throw ValidationError("\(C.configuration.commandName ?? "stage"): \(C.message(for: error))")
+        }
+    }
+
+    func run() throws {
+        let data = out + "/data", checkpoint = out + "/unet.h5", masks = out + "/imgs_mask_test.npy"
+        let train = try stage(Train.self, [
+            "--data", data, "--checkpoint", checkpoint, "--epochs", "\(epochs)", "--batch-size", "\(batchSize)",
+            "--lr", "\(lr)", "--validation-split", "\(validationSplit)", "--rows", "\(rows)", "--cols", "\(cols)",
+            "--filters", "\(filters)", "--depth", "\(depth)", "--upsample", upsample.rawValue, "--seed", "\(seed)",
+        ] + (resume ? ["--resume"] : []))
+        let predict = try stage(Predict.self, ["--data", data, "--checkpoint", checkpoint, "--out", masks])
+        let submit = try stage(Submit.self, ["--data", data, "--masks", masks, "--out", out + "/submission.csv",
+                                             "--threshold", "\(threshold)", "--min-pixels=\(minPixels)"])
+        Job.run { comm in
+            if comm.isRoot {
+                try makeDirectory(out)
+                var rawFolder = raw ?? out + "/raw-synthetic"
+                if raw == nil {
+                    if fileExists(rawFolder) {
+                        Terminal.writeError("run: reusing the synthetic set in \(rawFolder) (delete it for a new one)\n")
+                    } else {
+                        try stage(Synth.self, ["--out", rawFolder, "--train", "\(synthTrain)", "--test", "\(synthTest)",
+                                               "--subjects", "\(synthSubjects)", "--seed", "\(synthSeed)"]).run()
+                    }
+                }
+                while rawFolder.count > 1 && rawFolder.hasSuffix("/") { rawFolder.removeLast() }
+                try stage(Prepare.self, ["--raw", rawFolder, "--out", data]).run()
+            }
+            try comm.barrier()
+            try train.train(comm)
+            try predict.predict(comm)
+            if comm.isRoot {
+                try submit.run()
+                Terminal.writeError("run: done: \(out)/submission.csv (masks \(masks), checkpoints \(checkpoint) and \(lastCheckpointPath(checkpoint)))\n")
+            }
+        }
+    }
+}
+
+/// Creates `path` (and its parents) unless it exists.
+func makeDirectory(_ path: String) throws {
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for part in path.split(separator: "/") {
+        prefix += part
+        if !fileExists(prefix) && mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+            throw DataError(prefix, "cannot create the folder: \(String(cString: strerror(errno)))")
+        }
+        prefix += "/"
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
