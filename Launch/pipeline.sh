@@ -14,13 +14,17 @@
 #                 arrays; every rank trains its share of each batch; rank 0 writes the checkpoints
 #   unet predict  through the launcher: rank 0 reads the checkpoint and the test images, every
 #                 rank predicts a share, rank 0 writes $OUT/imgs_mask_test.npy
-#   (unet submit, once it exists, runs once, here, without the launcher.)
+#   unet submit   once, here, without the launcher: $OUT/submission.csv
 # "Here" is the machine running the script; under mpirun rank 0 is on the first host of the
 # hostfile, so run the script there or keep $OUT on a filesystem that host sees at the same path.
+# Not `mpirun unet run` (the same stages in one command, rank 0 alone for the file stages): its
+# other ranks would wait for rank 0's synth and prepare in an MPI barrier, and Open MPI waits by
+# polling, which takes cores from synth's and prepare's threads on the same node (measured here:
+# the waiting rank used a third of a core, Running, all through rank 0's synth).
 #
 # Environment, as for Launch/run.sh: OUT (default: out in the repository), TRAIN, TEST, SUBJECTS,
 # SEED (synthetic set), EPOCHS (20), BATCH (32, the global batch: ranks share it), LR (1e-5),
-# UPSAMPLE (nearest). Besides:
+# UPSAMPLE (nearest), RESUME=1 (continue from $OUT/unet.last.h5). Besides:
 #   UNET_TRAIN_ARGS   more `unet train` options, word-split, e.g. "--rows 32 --cols 32 --seed 3"
 #   UNET_BIN          the unet binary to run; skips the install and the build
 #   SWIFT_BUILD_ARGS  more `swift build` options, word-split, e.g. "--static-swift-stdlib"
@@ -85,6 +89,7 @@ pipeline_run() {
     out=$(unet_absolute "${OUT:-$unet_repository/out}")
     mkdir -p "$out"
     read -ra train_args <<<"${UNET_TRAIN_ARGS:-}"
+    if [ "${RESUME:-0}" = 1 ]; then train_args+=(--resume); fi
     if [ -z "$raw" ]; then
         raw="$out/raw-synthetic"
         if [ -d "$raw" ]; then
@@ -103,6 +108,7 @@ pipeline_run() {
         --upsample "${UPSAMPLE:-nearest}" "${train_args[@]}"
     pipeline_stage "${launcher[@]}" "$unet" predict --data "$out/data" --checkpoint "$out/unet.h5" \
         --out "$out/imgs_mask_test.npy"
+    pipeline_stage "$unet" submit --data "$out/data" --masks "$out/imgs_mask_test.npy" --out "$out/submission.csv"
 
     echo
     echo "pipeline: done. Outputs:"
@@ -110,6 +116,7 @@ pipeline_run() {
     echo "  arrays:       $out/data/imgs_train.npy, imgs_mask_train.npy, imgs_subject_train.npy, imgs_test.npy, imgs_id_test.npy"
     echo "  checkpoints:  $out/unet.h5 (best by validation loss), $out/unet.last.h5 (latest)"
     echo "  predictions:  $out/imgs_mask_test.npy"
+    echo "  submission:   $out/submission.csv"
 }
 
 # MPIRUN_FLAGS of Launch/mpi-env.sh (run as root, ob1, no CMA single copy) with the byte
