@@ -8,8 +8,8 @@
 # the two hosts are byte for byte those one local process predicts from the same checkpoint in
 # the same forward passes.
 # Why "in the same forward passes": a mask's float32 values depend, at the last bit, on how many
-# images share its forward pass (OpenBLAS blocks a GEMM by its size: 1.2e-7 measured between a
-# pass of 5 images and passes of 3 + 2). With 5 test images the two ranks forward 3 and 2 (shares
+# images share its forward pass (the convolutions' GEMMs change shape with it: 1.2e-7 measured
+# between one pass of 5 images and passes of 3 + 2). With 5 test images the two ranks forward 3 and 2 (shares
 # differ by at most one, the first rank takes the extra one), exactly as one process does with
 # --batch-size 3; a swapped or lost share would differ by far more than a bit.
 # Exit status 0 when all holds, non-zero otherwise, 0 with "SKIP: ..." without namespaces.
