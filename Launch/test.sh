@@ -22,6 +22,12 @@ mpirun "${MPIRUN_FLAGS[@]}" --oversubscribe -np 2 \
 echo "== data-parallel training, resume, replica check, sharded predict: unet under mpirun -np 2"
 Launch/test-distributed.sh "$bin"
 
+echo "== two hosts simulated with network namespaces (TCP only): unet info, the MPI suite, 1 vs 2 hosts, Launch/cluster.sh"
+Launch/multihost/run.sh -- "$bin/unet" info
+Launch/multihost/run.sh -- "$bin/UNetTrainerPackageTests.xctest" --testing-library swift-testing --filter CommunicatorTests
+Launch/multihost/train-equivalence.sh "$bin"
+Launch/multihost/cluster-pipeline.sh "$bin"
+
 echo "== mpirun -np 2 unet info"
 mpirun "${MPIRUN_FLAGS[@]}" --oversubscribe -np 2 "$bin/unet" info
 
