@@ -8,7 +8,7 @@
 # 3. resuming with another rank count (1 rank, then 2 ranks) continues within the same tolerance;
 # 4. a replica whose weights drift (test hook UNET_TEST_CORRUPT_RANK) aborts the job with a
 #    message naming that rank, mpirun exits non-zero, and nothing hangs (timeout);
-# 5. `unet predict` sharded over 2 ranks writes the 1-rank masks;
+# 5. `unet predict` sharded over 2 ranks writes the 1-rank masks, `unet evaluate` prints the 1-rank figures;
 # 6. an error on one rank (rank 0 cannot read the data) ends the whole job, prefixed by the rank.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +62,12 @@ echo "-- predict sharded over 2 ranks == 1 rank"
 OPENBLAS_NUM_THREADS=1 "$unet" predict --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 4 --out "$work/p1.npy" 2>/dev/null
 mpi 2 "$unet" predict --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 4 --out "$work/p2.npy" 2>/dev/null
 cmp "$work/p1.npy" "$work/p2.npy" && echo "identical masks"
+
+echo "-- evaluate sharded over 2 ranks == 1 rank"
+one=$("$unet" evaluate --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 3)
+two=$(mpi 2 "$unet" evaluate --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 3)
+[ "$one" = "$two" ] || { echo "FAIL: 1 rank: $one; 2 ranks: $two"; exit 1; }
+echo "$two"
 
 echo "-- an error on rank 0 ends the whole job"
 if mpi 2 "$unet" train --data "$work/missing" --checkpoint "$work/x.h5" "${model[@]}" >"$work/err.out" 2>&1; then
