@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "unet",
             dependencies: [
-                "Distributed", "DataIO", "Synthetic", "Model", "Training", "Checkpoint", "Submission",
+                "Distributed", "DataIO", "Synthetic", "Kernels", "Model", "Training", "Checkpoint", "Submission",
                 "CMPI", "COpenBLAS", "CTIFF", "CHDF5",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),

@@ -61,7 +61,8 @@ echo "-- predict sharded over 2 ranks == 1 rank"
 # so the masks are bit-identical.
 OPENBLAS_NUM_THREADS=1 "$unet" predict --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 4 --out "$work/p1.npy" 2>/dev/null
 mpi 2 "$unet" predict --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 4 --out "$work/p2.npy" 2>/dev/null
-cmp "$work/p1.npy" "$work/p2.npy" && echo "identical masks"
+cmp "$work/p1.npy" "$work/p2.npy" || { echo "FAIL: the 2-rank masks differ from the 1-rank masks"; exit 1; }
+echo "identical masks"
 
 echo "-- evaluate sharded over 2 ranks == 1 rank"
 one=$("$unet" evaluate --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 3)

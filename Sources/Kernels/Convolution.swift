@@ -20,26 +20,34 @@ public enum Conv3x3 {
     }
 
     /// `output = activation(conv(input, kernel) + bias)`; `output` may be a channel slice.
+    /// With `Parallel.threads > 1` the images of each chunk are split across the threads.
     public static func forward(input x: TensorView, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                output y: TensorView, activation: Activation,
                                work: UnsafeMutablePointer<Float>, workCount: Int) {
         precondition(x.batch == y.batch && x.height == y.height && x.width == y.width)
         let k = 9 * x.channels
         let chunk = chunk(x, workCount: workCount)
+        let perImage = x.height * x.width
         var n0 = 0
         while n0 < x.batch {
             let n = min(chunk, x.batch - n0)
-            let xi = x.images(n0..<(n0 + n)), yi = y.images(n0..<(n0 + n))
-            im2col(xi, into: work)
-            // Start from the bias, then C = col x K + C.
-            for p in 0..<yi.pixels { yi.pixel(p).update(from: bias, count: y.channels) }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                        Int32(yi.pixels), Int32(y.channels), Int32(k),
-                        1, work, Int32(k), kernel, Int32(y.channels),
-                        1, yi.base, Int32(y.pixelStride))
+            let parts = min(Parallel.threads, n)
+            Parallel.forEach(parts) { part in
+                let r = Parallel.range(part, of: parts, count: n)
+                let xi = x.images((n0 + r.lowerBound)..<(n0 + r.upperBound))
+                let yi = y.images((n0 + r.lowerBound)..<(n0 + r.upperBound))
+                let col = work + r.lowerBound * perImage * k
+                im2col(xi, into: col)
+                // Start from the bias, then C = col x K + C.
+                for p in 0..<yi.pixels { yi.pixel(p).update(from: bias, count: y.channels) }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                            Int32(yi.pixels), Int32(y.channels), Int32(k),
+                            1, col, Int32(k), kernel, Int32(y.channels),
+                            1, yi.base, Int32(y.pixelStride))
+                activation.apply(yi)
+            }
             n0 += n
         }
-        activation.apply(y)
     }
 
     /// Backward pass. `dOutput` holds dL/dy on entry and is overwritten with dL/d(pre-activation).
@@ -49,28 +57,74 @@ public enum Conv3x3 {
                                 dInput dx: TensorView?, dKernel: UnsafeMutablePointer<Float>,
                                 dBias: UnsafeMutablePointer<Float>,
                                 work: UnsafeMutablePointer<Float>, workCount: Int) {
-        activation.backward(output: y, gradient: dy)
+        backwardWeights(input: x, output: y, activation: activation, dOutput: dy, dKernel: dKernel, dBias: dBias,
+                        work: work, workCount: workCount)
+        if let dx {
+            backwardData(kernel: kernel, dOutput: dy, dInput: dx, work: work, workCount: workCount)
+        }
+    }
+
+    /// The first half of `backward`: turns `dOutput` into dL/d(pre-activation) in place and
+    /// accumulates dL/dkernel (`col^T x dy`, im2col of the input) and dL/dbias. With
+    /// `Parallel.threads > 1`, im2col is split by images and the GEMM by output channels (each
+    /// thread owns its columns of dL/dkernel: no reduction).
+    public static func backwardWeights(input x: TensorView, output y: TensorView, activation: Activation,
+                                       dOutput dy: TensorView, dKernel: UnsafeMutablePointer<Float>,
+                                       dBias: UnsafeMutablePointer<Float>,
+                                       work: UnsafeMutablePointer<Float>, workCount: Int) {
+        let images = min(Parallel.threads, dy.batch)
+        Parallel.forEach(images) { part in
+            let r = Parallel.range(part, of: images, count: dy.batch)
+            activation.backward(output: y.images(r), gradient: dy.images(r))
+        }
         Bias.accumulateGradient(dy, into: dBias)
         let k = 9 * x.channels
         let chunk = chunk(x, workCount: workCount)
+        let perImage = x.height * x.width
         var n0 = 0
         while n0 < x.batch {
             let n = min(chunk, x.batch - n0)
             let xi = x.images(n0..<(n0 + n)), dyi = dy.images(n0..<(n0 + n))
-            let rows = Int32(xi.pixels)
-            // dK[k, out] += col^T [k, rows] x dy [rows, out]
-            im2col(xi, into: work)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
-                        Int32(k), Int32(y.channels), rows,
-                        1, work, Int32(k), dyi.base, Int32(dy.pixelStride),
-                        1, dKernel, Int32(y.channels))
-            if let dx {
+            let parts = min(Parallel.threads, n)
+            Parallel.forEach(parts) { part in
+                let r = Parallel.range(part, of: parts, count: n)
+                im2col(xi.images(r), into: work + r.lowerBound * perImage * k)
+            }
+            // dK[k, out] += col^T [k, rows] x dy [rows, out], by slices of output channels.
+            let slices = min(Parallel.threads, y.channels)
+            Parallel.forEach(slices) { part in
+                let c = Parallel.range(part, of: slices, count: y.channels)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                            Int32(k), Int32(c.count), Int32(xi.pixels),
+                            1, work, Int32(k), dyi.base + c.lowerBound, Int32(dy.pixelStride),
+                            1, dKernel + c.lowerBound, Int32(y.channels))
+            }
+            n0 += n
+        }
+    }
+
+    /// The second half of `backward` (after `backwardWeights`, which leaves dL/d(pre-activation)
+    /// in `dOutput`): overwrites `dInput` with `col2im(dy x K^T)`, split by images across threads.
+    public static func backwardData(kernel: UnsafePointer<Float>, dOutput dy: TensorView, dInput dx: TensorView,
+                                    work: UnsafeMutablePointer<Float>, workCount: Int) {
+        let k = 9 * dx.channels
+        let chunk = chunk(dx, workCount: workCount)
+        let perImage = dx.height * dx.width
+        var n0 = 0
+        while n0 < dx.batch {
+            let n = min(chunk, dx.batch - n0)
+            let parts = min(Parallel.threads, n)
+            Parallel.forEach(parts) { part in
+                let r = Parallel.range(part, of: parts, count: n)
+                let images = (n0 + r.lowerBound)..<(n0 + r.upperBound)
+                let dyi = dy.images(images)
+                let col = work + r.lowerBound * perImage * k
                 // dcol [rows, k] = dy [rows, out] x K^T [out, k], then scatter-add into dx.
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                            rows, Int32(k), Int32(y.channels),
-                            1, dyi.base, Int32(dy.pixelStride), kernel, Int32(y.channels),
-                            0, work, Int32(k))
-                col2im(work, into: dx.images(n0..<(n0 + n)))
+                            Int32(dyi.pixels), Int32(k), Int32(dy.channels),
+                            1, dyi.base, Int32(dy.pixelStride), kernel, Int32(dy.channels),
+                            0, col, Int32(k))
+                col2im(col, into: dx.images(images))
             }
             n0 += n
         }

@@ -123,6 +123,9 @@ public final class UNet: @unchecked Sendable {
         bottom = [Buffer(batch: maxBatch, height: hb, width: wb, channels: fb),
                   Buffer(batch: maxBatch, height: hb, width: wb, channels: fb)]
         workNeeded = max(workNeeded, hb * wb * 9 * fb)
+        // One image of the widest layer per kernel thread, so that every chunk of a convolution
+        // holds at least an image for each thread (Kernels.Parallel splits chunks by images).
+        workNeeded *= min(max(1, Parallel.threads), maxBatch)
         workCount = workNeeded
         work = .allocate(capacity: workNeeded)
         work.initialize(repeating: 0, count: workNeeded)
@@ -168,6 +171,31 @@ public final class UNet: @unchecked Sendable {
         UnsafeMutableBufferPointer(start: outputBuffer.gradient, count: outputBuffer.count)
     }
 
+    /// Seconds per kind of layer, accumulated while `profiling` is on (`unet bench` prints the
+    /// shares). Concatenation costs nothing: the layers write into channel slices.
+    public struct LayerTimes: Sendable {
+        public var convolutionForward = 0.0
+        public var convolutionBackwardData = 0.0
+        public var convolutionBackwardWeights = 0.0
+        public var pooling = 0.0
+        public var upsampling = 0.0
+        public init() {}
+        public var total: Double {
+            convolutionForward + convolutionBackwardData + convolutionBackwardWeights + pooling + upsampling
+        }
+    }
+
+    /// Whether `forward` and `backward` time each layer into `times` (two clock reads per call).
+    public var profiling = false
+    public var times = LayerTimes()
+
+    @inline(__always) private func timed(_ key: WritableKeyPath<LayerTimes, Double>, _ body: () -> Void) {
+        guard profiling else { return body() }
+        let start = monotonicSeconds()
+        body()
+        times[keyPath: key] += monotonicSeconds() - start
+    }
+
     /// The forward pass of the first `batch` images of `input` into `output`.
     public func forward(batch n: Int) {
         precondition(n >= 1 && n <= maxBatch)
@@ -176,15 +204,17 @@ public final class UNet: @unchecked Sendable {
         parameters.withUnsafeBufferPointer { pb in
             let p = pb.baseAddress!
             func conv(_ x: TensorView, _ layer: Conv, _ y: TensorView) {
-                Conv3x3.forward(input: x, kernel: p + layer.kernel, bias: p + layer.bias, output: y,
-                                activation: .relu, work: work, workCount: workCount)
+                timed(\.convolutionForward) {
+                    Conv3x3.forward(input: x, kernel: p + layer.kernel, bias: p + layer.bias, output: y,
+                                    activation: .relu, work: work, workCount: workCount)
+                }
             }
             var x = inputBuffer.view(n)
             for level in 0..<d {
                 let skip = skipView(level, n)
                 conv(x, encoderConvs[level].0, encoderFirst[level].view(n))
                 conv(encoderFirst[level].view(n), encoderConvs[level].1, skip)
-                MaxPool2x2.forward(input: skip, output: pooled[level].view(n))
+                timed(\.pooling) { MaxPool2x2.forward(input: skip, output: pooled[level].view(n)) }
                 x = pooled[level].view(n)
             }
             conv(x, bottomConvs.0, bottom[0].view(n))
@@ -192,19 +222,23 @@ public final class UNet: @unchecked Sendable {
             var below = bottom[1].view(n)
             for level in stride(from: d - 1, through: 0, by: -1) {
                 let up = upView(level, n)
-                if nearest {
-                    Upsample2x.forward(input: below, output: up)
-                } else {
-                    let t = upConvs[level]!
-                    ConvTranspose2x2.forward(input: below, kernel: p + t.kernel, bias: p + t.bias, output: up,
-                                             work: work, workCount: workCount)
+                timed(\.upsampling) {
+                    if nearest {
+                        Upsample2x.forward(input: below, output: up)
+                    } else {
+                        let t = upConvs[level]!
+                        ConvTranspose2x2.forward(input: below, kernel: p + t.kernel, bias: p + t.bias, output: up,
+                                                 work: work, workCount: workCount)
+                    }
                 }
                 conv(concat[level].view(n), decoderConvs[level].0, decoderFirst[level].view(n))
                 conv(decoderFirst[level].view(n), decoderConvs[level].1, decoderSecond[level].view(n))
                 below = decoderSecond[level].view(n)
             }
-            Conv1x1.forward(input: below, kernel: p + finalConv.kernel, bias: p + finalConv.bias,
-                            output: outputBuffer.view(n), activation: .sigmoid)
+            timed(\.convolutionForward) {
+                Conv1x1.forward(input: below, kernel: p + finalConv.kernel, bias: p + finalConv.bias,
+                                output: outputBuffer.view(n), activation: .sigmoid)
+            }
         }
     }
 
@@ -220,34 +254,48 @@ public final class UNet: @unchecked Sendable {
             parameters.withUnsafeBufferPointer { pb in
                 let p = pb.baseAddress!
                 func conv(_ x: TensorView, _ dx: TensorView?, _ layer: Conv, _ y: TensorView, _ dy: TensorView) {
-                    Conv3x3.backward(input: x, kernel: p + layer.kernel, output: y, activation: .relu, dOutput: dy,
-                                     dInput: dx, dKernel: g + layer.kernel, dBias: g + layer.bias,
-                                     work: work, workCount: workCount)
+                    timed(\.convolutionBackwardWeights) {
+                        Conv3x3.backwardWeights(input: x, output: y, activation: .relu, dOutput: dy,
+                                                dKernel: g + layer.kernel, dBias: g + layer.bias,
+                                                work: work, workCount: workCount)
+                    }
+                    if let dx {
+                        timed(\.convolutionBackwardData) {
+                            Conv3x3.backwardData(kernel: p + layer.kernel, dOutput: dy, dInput: dx,
+                                                 work: work, workCount: workCount)
+                        }
+                    }
                 }
                 let top = decoderSecond[0]
-                Conv1x1.backward(input: top.view(n), kernel: p + finalConv.kernel, output: outputBuffer.view(n),
-                                 activation: .sigmoid, dOutput: outputBuffer.grad(n), dInput: top.grad(n),
-                                 dKernel: g + finalConv.kernel, dBias: g + finalConv.bias)
+                timed(\.convolutionBackwardWeights) {
+                    Conv1x1.backward(input: top.view(n), kernel: p + finalConv.kernel, output: outputBuffer.view(n),
+                                     activation: .sigmoid, dOutput: outputBuffer.grad(n), dInput: top.grad(n),
+                                     dKernel: g + finalConv.kernel, dBias: g + finalConv.bias)
+                }
                 for level in 0..<d {
                     let below = level == d - 1 ? bottom[1] : decoderSecond[level + 1]
                     conv(decoderFirst[level].view(n), decoderFirst[level].grad(n), decoderConvs[level].1,
                          decoderSecond[level].view(n), decoderSecond[level].grad(n))
                     conv(concat[level].view(n), concat[level].grad(n), decoderConvs[level].0,
                          decoderFirst[level].view(n), decoderFirst[level].grad(n))
-                    if nearest {
-                        Upsample2x.backward(dOutput: upGradient(level, n), dInput: below.grad(n))
-                    } else {
-                        let t = upConvs[level]!
-                        ConvTranspose2x2.backward(input: below.view(n), kernel: p + t.kernel, dOutput: upGradient(level, n),
-                                                  dInput: below.grad(n), dKernel: g + t.kernel, dBias: g + t.bias,
-                                                  work: work, workCount: workCount)
+                    timed(\.upsampling) {
+                        if nearest {
+                            Upsample2x.backward(dOutput: upGradient(level, n), dInput: below.grad(n))
+                        } else {
+                            let t = upConvs[level]!
+                            ConvTranspose2x2.backward(input: below.view(n), kernel: p + t.kernel, dOutput: upGradient(level, n),
+                                                      dInput: below.grad(n), dKernel: g + t.kernel, dBias: g + t.bias,
+                                                      work: work, workCount: workCount)
+                        }
                     }
                 }
                 conv(bottom[0].view(n), bottom[0].grad(n), bottomConvs.1, bottom[1].view(n), bottom[1].grad(n))
                 conv(pooled[d - 1].view(n), pooled[d - 1].grad(n), bottomConvs.0, bottom[0].view(n), bottom[0].grad(n))
                 for level in stride(from: d - 1, through: 0, by: -1) {
                     let skipGradient = skipGradientView(level, n)
-                    MaxPool2x2.backward(input: skipView(level, n), dOutput: pooled[level].grad(n), dInput: skipGradient)
+                    timed(\.pooling) {
+                        MaxPool2x2.backward(input: skipView(level, n), dOutput: pooled[level].grad(n), dInput: skipGradient)
+                    }
                     conv(encoderFirst[level].view(n), encoderFirst[level].grad(n), encoderConvs[level].1,
                          skipView(level, n), skipGradient)
                     let x = level == 0 ? inputBuffer.view(n) : pooled[level - 1].view(n)

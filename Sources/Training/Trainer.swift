@@ -1,4 +1,5 @@
 import Distributed
+import Kernels
 import Model
 import Random
 
@@ -42,6 +43,9 @@ public final class Trainer {
     public let communicator: any Communicator
     /// Seconds spent in the gradient allreduce since the trainer was made (for benchmarks).
     public private(set) var allreduceSeconds = 0.0
+    /// Seconds in the Dice sums and the loss gradient, and in the Adam update (for benchmarks).
+    public private(set) var lossSeconds = 0.0
+    public private(set) var adamSeconds = 0.0
     private var targets: [Float]
     /// Dice sums (and the Kaggle sum when evaluating) on their way through an allreduce.
     private var reduction = [Double](repeating: 0, count: 4)
@@ -120,6 +124,8 @@ public final class Trainer {
         var sums = DiceLoss.Sums()
         if n > 0 {
             model.forward(batch: n)
+            let lossStart = monotonicSeconds()
+            defer { lossSeconds += monotonicSeconds() - lossStart }
             sums = targets.withUnsafeBufferPointer { t in
                 DiceLoss.sums(predictions: UnsafeBufferPointer(rebasing: model.output[0..<pixels]),
                               targets: UnsafeBufferPointer(rebasing: t[0..<pixels]))
@@ -131,11 +137,13 @@ public final class Trainer {
             throw TrainingError("the loss is \(sums.loss) at Adam step \(adam.step + 1): training diverged (try a lower --lr)")
         }
         if n > 0 {
+            let lossStart = monotonicSeconds()
             targets.withUnsafeBufferPointer { t in
                 DiceLoss.gradient(predictions: UnsafeBufferPointer(rebasing: model.output[0..<pixels]),
                                   targets: UnsafeBufferPointer(rebasing: t[0..<pixels]), sums: sums,
                                   into: UnsafeMutableBufferPointer(rebasing: model.outputGradient[0..<pixels]))
             }
+            lossSeconds += monotonicSeconds() - lossStart
             model.backward(batch: n)
         } else {
             // A share of nothing (the last partial batch has fewer images than ranks): this
@@ -147,7 +155,9 @@ public final class Trainer {
             try model.gradients.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
             allreduceSeconds += monotonicSeconds() - start
         }
+        let adamStart = monotonicSeconds()
         adam.update(parameters: &model.parameters, gradients: model.gradients)
+        adamSeconds += monotonicSeconds() - adamStart
         return sums
     }
 
@@ -277,15 +287,3 @@ public final class Trainer {
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
-/// Seconds on the monotonic clock.
-public func monotonicSeconds() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-}

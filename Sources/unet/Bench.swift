@@ -4,6 +4,7 @@ import Model
 import Random
 import Distributed
 import Training
+import Kernels
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -71,12 +72,25 @@ struct Bench: ParsableCommand {
         }
         for _ in 0..<warmup { try step() }
         try comm.barrier()
-        let reduceBefore = trainer.allreduceSeconds
+        let before = (trainer.allreduceSeconds, trainer.lossSeconds, trainer.adamSeconds)
+        model.times = UNet.LayerTimes()
+        model.profiling = true
         let start = monotonicSeconds()
         for _ in 0..<steps { try step() }
+        let localSeconds = monotonicSeconds() - start
         try comm.barrier()
         let seconds = monotonicSeconds() - start
-        let allreduceShare = (trainer.allreduceSeconds - reduceBefore) / seconds
+        let allreduceShare = (trainer.allreduceSeconds - before.0) / seconds
+        // Rank 0's time per kind of work, as shares of its timed steps (the rest: loading the
+        // batch, waiting for the other ranks at the end).
+        let t = model.times
+        let kinds: [(String, Double)] = [
+            ("conv_forward", t.convolutionForward), ("conv_backward_data", t.convolutionBackwardData),
+            ("conv_backward_weights", t.convolutionBackwardWeights), ("pooling", t.pooling),
+            ("upsampling", t.upsampling), ("concat", 0), ("loss", trainer.lossSeconds - before.1),
+            ("adam", trainer.adamSeconds - before.2), ("allreduce", trainer.allreduceSeconds - before.0),
+        ]
+        let other = localSeconds - kinds.reduce(0) { $0 + $1.1 }
         var rssPerRank = [peakResidentMegabytes()]
         if comm.size > 1 {
             // The largest resident size of any rank (a sum would double-count the libraries).
@@ -93,8 +107,10 @@ struct Bench: ParsableCommand {
         print(String(format: "%@ %dx%d batch %d filters %d depth %d %@, %d rank(s): %.2f images/s, %.1f GFLOP/s, allreduce %.1f%% of a step, peak RSS %.0f MB per rank",
                      mode.rawValue, rows, cols, batchSize, filters, depth, upsample.rawValue, comm.size,
                      imagesPerSecond, gflops, allreduceShare * 100, rss))
+        print("time per step: " + (kinds + [("other", other)]).map { String(format: "%@ %.1f%%", $0.0, 100 * $0.1 / localSeconds) }.joined(separator: ", "))
         if json {
-            print("{\"mode\":\"\(mode.rawValue)\",\"rows\":\(rows),\"cols\":\(cols),\"batch_size\":\(batchSize),\"filters\":\(filters),\"depth\":\(depth),\"upsample\":\"\(upsample.rawValue)\",\"ranks\":\(comm.size),\"images_per_s\":\(imagesPerSecond),\"gflops\":\(gflops),\"allreduce_share\":\(allreduceShare),\"peak_rss_mb\":\(rss)}")
+            let shares = (kinds + [("other", other)]).map { "\"\($0.0)\":\($0.1 / localSeconds)" }.joined(separator: ",")
+            print("{\"mode\":\"\(mode.rawValue)\",\"shares\":{\(shares)},\"rows\":\(rows),\"cols\":\(cols),\"batch_size\":\(batchSize),\"filters\":\(filters),\"depth\":\(depth),\"upsample\":\"\(upsample.rawValue)\",\"ranks\":\(comm.size),\"images_per_s\":\(imagesPerSecond),\"gflops\":\(gflops),\"allreduce_share\":\(allreduceShare),\"peak_rss_mb\":\(rss)}")
         }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import DataIO
 import Training
 import Foundation
+import Kernels
 
 struct Prepare: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,6 +5,7 @@ import Dispatch
 import Foundation
 import Synchronization
 import Synthetic
+import Kernels
 
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(

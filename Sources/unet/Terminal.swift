@@ -6,6 +6,7 @@ import Musl
 import Distributed
 import Training
 import Synchronization
+import Kernels
 
 /// Output helpers shared by the subcommands: stderr writes, one-line errors, and a progress line
 /// that redraws itself on a terminal and prints once at the end otherwise.
@@ -28,6 +29,9 @@ enum Job {
     /// the failed one never reaches), alone as `error: ...` with exit status 1.
     static func run(_ body: (MPICommunicator) throws -> Void) {
         let comm = MPICommunicator.world
+        // The kernels' threads: OPENBLAS_NUM_THREADS (or UNET_THREADS) as a rank's thread budget,
+        // spent on our own threads around a single-threaded OpenBLAS.
+        Parallel.configure(threads: Parallel.threadsFromEnvironment())
         do {
             try body(comm)
         } catch {

@@ -5,6 +5,7 @@ import Distributed
 import Foundation
 import Model
 import Training
+import Kernels
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(

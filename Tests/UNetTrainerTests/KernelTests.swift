@@ -44,6 +44,47 @@ struct KernelTests {
         for i in 0..<y.count { #expect(abs(Double(y[i]) - reference[i]) < 1e-5) }
     }
 
+    /// The threaded convolution (`Parallel.threads` 2 and 3: images split for im2col, the forward
+    /// GEMM and col2im; output channels for the kernel gradient) gives the one-thread results,
+    /// through channel slices and with chunks that split the batch unevenly (5 images, 3 per chunk).
+    @Test func threadedConvolutionMatchesOneThread() {
+        var g = GradientCheck()
+        let (n, h, w, ci, co) = (5, 4, 6, 3, 5)
+        let (inStride, outStride) = (4, 7)
+        let x0 = g.uniform(n * h * w * inStride), kernel = g.uniform(9 * ci * co), bias = g.uniform(co)
+        let r = g.uniform(n * h * w * outStride)
+        func run(threads: Int) -> [[Float]] {
+            Parallel.configure(threads: threads)
+            defer { Parallel.configure(threads: 1) }
+            var x = x0, y = [Float](repeating: 0, count: n * h * w * outStride), dy = r
+            var dx = [Float](repeating: 0, count: x.count), dk = [Float](repeating: 0, count: kernel.count)
+            var db = [Float](repeating: 0, count: co)
+            var work = [Float](repeating: 0, count: Conv3x3.workspace(height: h, width: w, inChannels: ci, imagesPerChunk: 3))
+            x.withUnsafeMutableBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+            dy.withUnsafeMutableBufferPointer { dyp in dx.withUnsafeMutableBufferPointer { dxp in
+            dk.withUnsafeMutableBufferPointer { dkp in db.withUnsafeMutableBufferPointer { dbp in
+            work.withUnsafeMutableBufferPointer { wp in
+                let xv = TensorView(base: xp.baseAddress! + 1, batch: n, height: h, width: w, channels: ci, pixelStride: inStride)
+                let yv = TensorView(base: yp.baseAddress! + 2, batch: n, height: h, width: w, channels: co, pixelStride: outStride)
+                let dyv = TensorView(base: dyp.baseAddress! + 2, batch: n, height: h, width: w, channels: co, pixelStride: outStride)
+                let dxv = TensorView(base: dxp.baseAddress! + 1, batch: n, height: h, width: w, channels: ci, pixelStride: inStride)
+                Conv3x3.forward(input: xv, kernel: kernel, bias: bias, output: yv, activation: .relu,
+                                work: wp.baseAddress!, workCount: wp.count)
+                Conv3x3.backward(input: xv, kernel: kernel, output: yv, activation: .relu, dOutput: dyv, dInput: dxv,
+                                 dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!, work: wp.baseAddress!, workCount: wp.count)
+            }}}}}}}
+            return [y, dy, dx, dk, db]
+        }
+        let one = run(threads: 1)
+        for threads in [2, 3] {
+            let many = run(threads: threads)
+            for (a, b) in zip(one, many) {
+                let worst = zip(a, b).map { abs($0 - $1) / max(1, abs($0)) }.max() ?? 0
+                #expect(worst < 1e-6, "\(threads) threads: relative difference \(worst)")
+            }
+        }
+    }
+
     /// Conv3x3 reading a channel slice and writing into a channel slice (as inside the U-Net's
     /// concatenation buffers), chunked one image at a time. Linear: every gradient, with a large
     /// step (the loss is linear in each parameter). ReLU: kernel and bias with a small step (an
