@@ -73,7 +73,7 @@ public enum Activation: Sendable {
         case .relu:
             for p in 0..<view.pixels {
                 let row = view.pixel(p)
-                for c in 0..<view.channels where row[c] < 0 { row[c] = 0 }
+                for c in 0..<view.channels { row[c] = Swift.max(row[c], 0) }  // branchless: vectorises
             }
         case .sigmoid:
             for p in 0..<view.pixels {
@@ -91,7 +91,7 @@ public enum Activation: Sendable {
         case .relu:
             for p in 0..<y.pixels {
                 let yr = y.pixel(p), dr = dy.pixel(p)
-                for c in 0..<y.channels where yr[c] <= 0 { dr[c] = 0 }
+                for c in 0..<y.channels { dr[c] = yr[c] > 0 ? dr[c] : 0 }  // branchless: vectorises
             }
         case .sigmoid:
             for p in 0..<y.pixels {
