@@ -33,6 +33,8 @@ public final class UNet: @unchecked Sendable {
     private var outputBuffer: Buffer
     private var work: UnsafeMutablePointer<Float>
     private let workCount: Int
+    /// The two buffers the transient gradients alternate between (see `init`).
+    private var gradientScratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
 
     /// Parameter offsets of the layers, in the order `forward` uses them.
     private struct Conv { let kernel: Int, bias: Int }
@@ -43,10 +45,13 @@ public final class UNet: @unchecked Sendable {
     private var finalConv: Conv
 
     /// An activation and its gradient, `batch x height x width x channels`, owned by the model.
+    /// A transient gradient (one step of `backward` writes it and the next reads it, then never
+    /// again) lives in one of two shared scratch buffers instead (see `init`).
     final class Buffer {
         let height: Int, width: Int, channels: Int
         let value: UnsafeMutablePointer<Float>
-        let gradient: UnsafeMutablePointer<Float>
+        var gradient: UnsafeMutablePointer<Float>
+        private var ownsGradient = true
         let count: Int
         init(batch: Int, height: Int, width: Int, channels: Int) {
             self.height = height
@@ -58,9 +63,15 @@ public final class UNet: @unchecked Sendable {
             gradient = .allocate(capacity: count)
             gradient.initialize(repeating: 0, count: count)
         }
+        /// Replaces the own gradient storage with `shared` (at least `count` floats).
+        func shareGradient(_ shared: UnsafeMutablePointer<Float>) {
+            if ownsGradient { gradient.deallocate() }
+            gradient = shared
+            ownsGradient = false
+        }
         deinit {
             value.deallocate()
-            gradient.deallocate()
+            if ownsGradient { gradient.deallocate() }
         }
         func view(_ batch: Int) -> TensorView {
             TensorView(base: value, batch: batch, height: height, width: width, channels: channels)
@@ -123,6 +134,25 @@ public final class UNet: @unchecked Sendable {
         bottom = [Buffer(batch: maxBatch, height: hb, width: wb, channels: fb),
                   Buffer(batch: maxBatch, height: hb, width: wb, channels: fb)]
         workNeeded = max(workNeeded, hb * wb * 9 * fb)
+        // Gradient memory: only the concatenation buffers' gradients live long (the skip slice is
+        // written in the decoder and read back in the encoder). Every other gradient is written
+        // by one step of `backward` and read by the next, so in the order they are produced —
+        // decoder second/first per level from the top, the bottom pair, then pooled/first per
+        // level from the bottom — consecutive ones alternate between two scratch buffers (a
+        // step never reads and writes the same one).
+        var transient: [Buffer] = []
+        for level in 0..<d { transient += [decoderSecond[level], decoderFirst[level]] }
+        transient += [bottom[1], bottom[0]]
+        for level in stride(from: d - 1, through: 0, by: -1) { transient += [pooled[level], encoderFirst[level]] }
+        let scratchCount = transient.map(\.count).max()!
+        gradientScratch = (.allocate(capacity: scratchCount), .allocate(capacity: scratchCount))
+        gradientScratch.0.initialize(repeating: 0, count: scratchCount)
+        gradientScratch.1.initialize(repeating: 0, count: scratchCount)
+        for (i, buffer) in transient.enumerated() {
+            buffer.shareGradient(i % 2 == 0 ? gradientScratch.0 : gradientScratch.1)
+        }
+        inputBuffer.shareGradient(gradientScratch.0)  // never written: the first layer has no dx
+
         // One image of the widest layer per kernel thread, so that every chunk of a convolution
         // holds at least an image for each thread (Kernels.Parallel splits chunks by images).
         workNeeded *= min(max(1, Parallel.threads), maxBatch)
@@ -133,7 +163,11 @@ public final class UNet: @unchecked Sendable {
         initialize(seed: seed)
     }
 
-    deinit { work.deallocate() }
+    deinit {
+        work.deallocate()
+        gradientScratch.0.deallocate()
+        gradientScratch.1.deallocate()
+    }
 
     /// Keras' defaults: Glorot-uniform kernels (limit sqrt(6 / (fan_in + fan_out)), fans computed
     /// from the kernel shape as Keras does: receptive field x shape[-2], receptive field x

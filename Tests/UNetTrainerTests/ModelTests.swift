@@ -25,6 +25,36 @@ struct ModelTests {
         #expect(table[0].kerasName == "conv2d/kernel:0")
     }
 
+    /// For a fixed dL/dprobabilities the parameter gradient of a batch is the sum of the images'
+    /// gradients. With 3 images and an im2col workspace of one image of the widest layer, the
+    /// convolutions run in several chunks, and the transient gradients live in the two shared
+    /// scratch buffers: a chunk that reads or writes another image's rows, or a gradient
+    /// overwritten before it is read, breaks the sum.
+    @Test(arguments: [Upsampling.nearest, .transpose])
+    func batchGradientIsTheSumOfImageGradients(upsample: Upsampling) throws {
+        let c = UNetConfiguration(rows: 16, cols: 16, filters: 2, depth: 3, upsample: upsample)
+        let model = try UNet(configuration: c, seed: 3, maxBatch: 3)
+        var rng = SeededGenerator(seed: 12)
+        let plane = 256
+        let images = (0..<(3 * plane)).map { _ in Float(rng.normal()) }
+        let dp = (0..<(3 * plane)).map { _ in Float(rng.normal(standardDeviation: 0.01)) }
+        func gradient(_ range: Range<Int>) -> [Float] {
+            model.input.baseAddress!.update(from: Array(images[(range.lowerBound * plane)..<(range.upperBound * plane)]),
+                                            count: range.count * plane)
+            model.forward(batch: range.count)
+            model.outputGradient.baseAddress!.update(from: Array(dp[(range.lowerBound * plane)..<(range.upperBound * plane)]),
+                                                     count: range.count * plane)
+            model.backward(batch: range.count)
+            return model.gradients
+        }
+        let batch = gradient(0..<3)
+        var sum = [Float](repeating: 0, count: batch.count)
+        for i in 0..<3 { for (j, g) in gradient(i..<(i + 1)).enumerated() { sum[j] += g } }
+        let scale = batch.map { abs($0) }.max()!
+        let worst = zip(batch, sum).map { abs($0 - $1) }.max()!
+        #expect(worst <= 1e-5 * scale, "batch vs summed image gradients: \(worst) (largest \(scale))")
+    }
+
     @Test func theTutorialsModelHasItsKnownParameterCount() {
         // The tutorial's U-Net with Conv2DTranspose (64x80, 32 filters, depth 4) has 7,759,521
         // parameters in Keras' model.summary(); with UpSampling2D the decoder convolutions see
