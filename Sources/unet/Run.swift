@@ -31,17 +31,7 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("synth-subjects"), help: "Synthetic subjects (without --raw).") var synthSubjects: Int = 6
     @Option(name: .customLong("synth-seed"), help: "Seed of the synthetic set (without --raw).") var synthSeed: UInt64 = 42
 
-    @Option(help: "Total epochs of the run.") var epochs: Int = 20
-    @Option(name: .customLong("batch-size"), help: "Images per step (over all ranks).") var batchSize: Int = 32
-    @Option(help: "Adam's learning rate.") var lr: Float = 1e-5
-    @Option(name: .customLong("validation-split"), help: "Share of images held out, by whole subjects.") var validationSplit: Double = 0.2
-    @Option(help: "Model input height.") var rows: Int = 64
-    @Option(help: "Model input width.") var cols: Int = 80
-    @Option(help: "Filters of the first level.") var filters: Int = 32
-    @Option(help: "Number of poolings.") var depth: Int = 4
-    @Option(help: "Decoder upsampling: nearest or transpose.") var upsample: Upsampling = .nearest
-    @Option(help: "Seed of the initialisation and the shuffles.") var seed: UInt64 = 1
-    @Flag(help: "Continue training from OUT/unet.last.h5 when it exists.") var resume = false
+    @OptionGroup var training: TrainingOptions
     @Option(help: "Submission threshold on the probabilities.") var threshold: Float = 0.5
     @Option(name: .customLong("min-pixels"), help: "Masks with fewer pixels are submitted empty.") var minPixels: Int = 10
 
@@ -54,11 +44,8 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let data = out + "/data", checkpoint = out + "/unet.h5", masks = out + "/imgs_mask_test.npy"
-        let train = try stage(Train.self, [
-            "--data", data, "--checkpoint", checkpoint, "--epochs", "\(epochs)", "--batch-size", "\(batchSize)",
-            "--lr", "\(lr)", "--validation-split", "\(validationSplit)", "--rows", "\(rows)", "--cols", "\(cols)",
-            "--filters", "\(filters)", "--depth", "\(depth)", "--upsample", upsample.rawValue, "--seed", "\(seed)",
-        ] + (resume ? ["--resume"] : []))
+        var train = try stage(Train.self, ["--data", data, "--checkpoint", checkpoint])
+        train.options = training
         let predict = try stage(Predict.self, ["--data", data, "--checkpoint", checkpoint, "--out", masks])
         let submit = try stage(Submit.self, ["--data", data, "--masks", masks, "--out", out + "/submission.csv",
                                              "--threshold", "\(threshold)", "--min-pixels=\(minPixels)"])

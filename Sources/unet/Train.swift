@@ -31,8 +31,130 @@ struct Train: ParsableCommand {
 
     @Option(help: "The folder `unet prepare` wrote.") var data: String
     @Option(help: "Where to save the best checkpoint (the latest goes beside it as *.last.h5).") var checkpoint: String
+    @OptionGroup var options: TrainingOptions
+
+    func run() throws {
+        Job.run { try train($0) }
+    }
+
+    /// Rank 0 reads the data (and the checkpoint when resuming), preprocesses, and broadcasts the
+    /// arrays and the starting state; every rank then runs the same loop; rank 0 alone logs and
+    /// writes checkpoints.
+    func train(_ comm: any Communicator) throws {
+        let config = options.modelConfiguration
+        let root = comm.isRoot
+        guard options.batchSize >= comm.size else {
+            throw ValidationError("--batch-size \(options.batchSize) is smaller than the job's \(comm.size) ranks: every rank needs at least one image per step")
+        }
+        let lastPath = lastCheckpointPath(checkpoint)
+        var trainSet = Samples(rows: options.rows, cols: options.cols, images: [])
+        var validationSet = trainSet
+        var resumed: Checkpoint? = nil
+        var seed = options.seed
+        var normalisation: (mean: Float, std: Float) = (0, 1)  // rank 0's; only it writes checkpoints
+        if root {
+            if options.resume {
+                if fileExists(lastPath) {
+                    let last = try Checkpoint.read(from: lastPath, expecting: config)
+                    guard let state = last.state else { throw DataError(lastPath, "has no training state to resume from") }
+                    if state.seed != seed {
+                        Terminal.writeError("train: resuming with the checkpoint's seed \(state.seed) (not --seed \(seed)), so the shuffles continue as they began\n")
+                        seed = state.seed
+                    }
+                    resumed = last
+                } else {
+                    Terminal.writeError("train: --resume: no \(lastPath) yet, starting from scratch\n")
+                }
+            }
+            var (all, subjects) = try DataFolder(path: data).loadTraining(rows: options.rows, cols: options.cols)
+            let (trainIndices, validationIndices) = Preprocessing.splitBySubject(subjects, fraction: options.validationSplit)
+            let (mean, std) = resumed?.state.map { ($0.mean, $0.std) } ?? Preprocessing.meanAndStd(all.subset(trainIndices).images)
+            Preprocessing.normalize(&all.images, mean: mean, std: std)
+            normalisation = (mean, std)
+            trainSet = all.subset(trainIndices)
+            validationSet = all.subset(validationIndices)
+            let heldSubjects = Set(validationIndices.map { subjects[$0] }).count
+            subjects = []
+            guard trainSet.count >= comm.size else {
+                throw DataError(data, "\(trainSet.count) training images cannot be shared by \(comm.size) ranks")
+            }
+            Terminal.writeError("train: \(trainSet.count) training images, \(validationSet.count) validation images (\(heldSubjects) subjects held out); \(config); \(config.parameterCount) parameters; \(comm.size) rank\(comm.size == 1 ? "" : "s")\n")
+        }
+        // Every rank gets the preprocessed arrays and the starting point from rank 0.
+        let header = try comm.broadcast((Int64(resumed?.state?.epoch ?? 0), seed), root: 0)
+        let startEpoch = Int(header.0)
+        seed = header.1
+        if startEpoch >= options.epochs {
+            if root { Terminal.writeError("train: \(lastPath) already holds epoch \(startEpoch) of \(options.epochs): nothing to do\n") }
+            return
+        }
+        try trainSet.broadcast(comm)
+        try validationSet.broadcast(comm)
+        let globalBatch = min(options.batchSize, trainSet.count)
+        let model = try UNet(configuration: config, seed: seed,
+                             maxBatch: Trainer.localBatchSize(globalBatch, ranks: comm.size))
+        var adam = Adam(parameterCount: config.parameterCount, learningRate: options.lr)
+        if let last = resumed, let state = last.state {
+            model.parameters = last.parameters
+            (adam.m, adam.v, adam.step) = (state.adamM, state.adamV, state.adamStep)
+            if state.learningRate != options.lr {
+                Terminal.writeError("train: continuing with --lr \(options.lr) (the checkpoint was trained with \(state.learningRate))\n")
+            }
+            Terminal.writeError("train: resuming after epoch \(state.epoch) (Adam step \(state.adamStep)) from \(lastPath)\n")
+        }
+        let trainer = Trainer(model: model, adam: adam, batchSize: globalBatch, seed: seed, communicator: comm)
+        try trainer.broadcastState()
+
+        var history = resumed?.state?.history ?? []
+        var best = resumed?.state?.bestScore
+        let bar = EpochProgress()
+        let corruptRank = ProcessInfo.processInfo.environment["UNET_TEST_CORRUPT_RANK"].flatMap { Int($0) }
+        for epoch in (startEpoch + 1)...options.epochs {
+            let metrics = try trainer.trainEpoch(trainSet, epoch: epoch) { done, total, loss in
+                if root { bar.update(epoch: epoch, of: options.epochs, done: done, total: total, loss: loss) }
+            }
+            if corruptRank == comm.rank {
+                // Test hook (Launch/test.sh): one replica drifts, and the check below must catch it.
+                model.parameters[0] = model.parameters[0].nextUp
+            }
+            try trainer.checkReplicas()
+            let validation = validationSet.count > 0 ? try trainer.evaluate(validationSet) : nil
+            guard root else { continue }
+            let record = EpochRecord(epoch: epoch, loss: metrics.loss, dice: metrics.dice,
+                                     valLoss: validation?.loss, valDice: validation?.dice, valKaggle: validation?.kaggle,
+                                     imagesPerSecond: metrics.imagesPerSecond,
+                                     seconds: metrics.seconds + (validation?.seconds ?? 0))
+            history.append(record)
+            let score = validation?.loss ?? metrics.loss
+            let improved = best.map { score < $0 } ?? true
+            if improved { best = score }
+            let state = TrainingState(epoch: epoch, adamStep: trainer.adam.step, adamM: trainer.adam.m, adamV: trainer.adam.v,
+                                      learningRate: options.lr, mean: normalisation.mean, std: normalisation.std, seed: seed,
+                                      bestScore: best, history: history)
+            let snapshot = Checkpoint(configuration: config, parameters: model.parameters, state: state)
+            try snapshot.write(to: lastPath)
+            if improved { try snapshot.write(to: checkpoint) }
+            bar.clear()
+            print(Self.line(record, of: options.epochs, saved: improved))
+            fflushStdout()
+        }
+        if root { Terminal.writeError("train: best checkpoint \(checkpoint), latest \(lastPath)\n") }
+    }
+
+    static func line(_ r: EpochRecord, of epochs: Int, saved: Bool) -> String {
+        func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
+        var s = "epoch \(r.epoch)/\(epochs)  loss \(f(r.loss))  dice \(f(r.dice))"
+        if r.valLoss != nil { s += "  val_loss \(f(r.valLoss))  val_dice \(f(r.valDice))  val_kaggle \(f(r.valKaggle))" }
+        s += String(format: "  %.1f img/s  %.1f s", r.imagesPerSecond, r.seconds)
+        if saved { s += "  (saved)" }
+        return s
+    }
+}
+
+/// The training recipe and the model's shape: `unet train`'s options, shared with `unet run`.
+struct TrainingOptions: ParsableArguments {
     @Option(help: "Total epochs of the run.") var epochs: Int = 20
-    @Option(name: .customLong("batch-size"), help: "Images per step.") var batchSize: Int = 32
+    @Option(name: .customLong("batch-size"), help: "Images per step (the global batch: the ranks share it).") var batchSize: Int = 32
     @Option(help: "Adam's learning rate.") var lr: Float = 1e-5
     @Option(name: .customLong("validation-split"), help: "Share of images held out, by whole subjects (0: none).") var validationSplit: Double = 0.2
     @Option(help: "Model input height (a multiple of 2^depth).") var rows: Int = 64
@@ -58,122 +180,6 @@ struct Train: ParsableCommand {
         do { try modelConfiguration.validate() } catch { throw ValidationError("\(error)") }
     }
 
-    func run() throws {
-        Job.run { try train($0) }
-    }
-
-    /// Rank 0 reads the data (and the checkpoint when resuming), preprocesses, and broadcasts the
-    /// arrays and the starting state; every rank then runs the same loop; rank 0 alone logs and
-    /// writes checkpoints.
-    func train(_ comm: any Communicator) throws {
-        let config = modelConfiguration
-        let root = comm.isRoot
-        guard batchSize >= comm.size else {
-            throw ValidationError("--batch-size \(batchSize) is smaller than the job's \(comm.size) ranks: every rank needs at least one image per step")
-        }
-        let lastPath = lastCheckpointPath(checkpoint)
-        var trainSet = Samples(rows: rows, cols: cols, images: [])
-        var validationSet = trainSet
-        var resumed: Checkpoint? = nil
-        var seed = self.seed
-        var normalisation: (mean: Float, std: Float) = (0, 1)  // rank 0's; only it writes checkpoints
-        if root {
-            if resume {
-                if fileExists(lastPath) {
-                    let last = try Checkpoint.read(from: lastPath, expecting: config)
-                    guard let state = last.state else { throw DataError(lastPath, "has no training state to resume from") }
-                    if state.seed != seed {
-                        Terminal.writeError("train: resuming with the checkpoint's seed \(state.seed) (not --seed \(seed)), so the shuffles continue as they began\n")
-                        seed = state.seed
-                    }
-                    resumed = last
-                } else {
-                    Terminal.writeError("train: --resume: no \(lastPath) yet, starting from scratch\n")
-                }
-            }
-            var (all, subjects) = try DataFolder(path: data).loadTraining(rows: rows, cols: cols)
-            let (trainIndices, validationIndices) = Preprocessing.splitBySubject(subjects, fraction: validationSplit)
-            let (mean, std) = resumed?.state.map { ($0.mean, $0.std) } ?? Preprocessing.meanAndStd(all.subset(trainIndices).images)
-            Preprocessing.normalize(&all.images, mean: mean, std: std)
-            normalisation = (mean, std)
-            trainSet = all.subset(trainIndices)
-            validationSet = all.subset(validationIndices)
-            let heldSubjects = Set(validationIndices.map { subjects[$0] }).count
-            subjects = []
-            guard trainSet.count >= comm.size else {
-                throw DataError(data, "\(trainSet.count) training images cannot be shared by \(comm.size) ranks")
-            }
-            Terminal.writeError("train: \(trainSet.count) training images, \(validationSet.count) validation images (\(heldSubjects) subjects held out); \(config); \(config.parameterCount) parameters; \(comm.size) rank\(comm.size == 1 ? "" : "s")\n")
-        }
-        // Every rank gets the preprocessed arrays and the starting point from rank 0.
-        let header = try comm.broadcast((Int64(resumed?.state?.epoch ?? 0), seed), root: 0)
-        let startEpoch = Int(header.0)
-        seed = header.1
-        if startEpoch >= epochs {
-            if root { Terminal.writeError("train: \(lastPath) already holds epoch \(startEpoch) of \(epochs): nothing to do\n") }
-            return
-        }
-        try trainSet.broadcast(comm)
-        try validationSet.broadcast(comm)
-        let globalBatch = min(batchSize, trainSet.count)
-        let model = try UNet(configuration: config, seed: seed,
-                             maxBatch: Trainer.localBatchSize(globalBatch, ranks: comm.size))
-        var adam = Adam(parameterCount: config.parameterCount, learningRate: lr)
-        if let last = resumed, let state = last.state {
-            model.parameters = last.parameters
-            (adam.m, adam.v, adam.step) = (state.adamM, state.adamV, state.adamStep)
-            if state.learningRate != lr {
-                Terminal.writeError("train: continuing with --lr \(lr) (the checkpoint was trained with \(state.learningRate))\n")
-            }
-            Terminal.writeError("train: resuming after epoch \(state.epoch) (Adam step \(state.adamStep)) from \(lastPath)\n")
-        }
-        let trainer = Trainer(model: model, adam: adam, batchSize: globalBatch, seed: seed, communicator: comm)
-        try trainer.broadcastState()
-
-        var history = resumed?.state?.history ?? []
-        var best = resumed?.state?.bestScore
-        let bar = EpochProgress()
-        let corruptRank = ProcessInfo.processInfo.environment["UNET_TEST_CORRUPT_RANK"].flatMap { Int($0) }
-        for epoch in (startEpoch + 1)...epochs {
-            let metrics = try trainer.trainEpoch(trainSet, epoch: epoch) { done, total, loss in
-                if root { bar.update(epoch: epoch, of: epochs, done: done, total: total, loss: loss) }
-            }
-            if corruptRank == comm.rank {
-                // Test hook (Launch/test.sh): one replica drifts, and the check below must catch it.
-                model.parameters[0] = model.parameters[0].nextUp
-            }
-            try trainer.checkReplicas()
-            let validation = validationSet.count > 0 ? try trainer.evaluate(validationSet) : nil
-            guard root else { continue }
-            let record = EpochRecord(epoch: epoch, loss: metrics.loss, dice: metrics.dice,
-                                     valLoss: validation?.loss, valDice: validation?.dice, valKaggle: validation?.kaggle,
-                                     imagesPerSecond: metrics.imagesPerSecond,
-                                     seconds: metrics.seconds + (validation?.seconds ?? 0))
-            history.append(record)
-            let score = validation?.loss ?? metrics.loss
-            let improved = best.map { score < $0 } ?? true
-            if improved { best = score }
-            let state = TrainingState(epoch: epoch, adamStep: trainer.adam.step, adamM: trainer.adam.m, adamV: trainer.adam.v,
-                                      learningRate: lr, mean: normalisation.mean, std: normalisation.std, seed: seed,
-                                      bestScore: best, history: history)
-            let snapshot = Checkpoint(configuration: config, parameters: model.parameters, state: state)
-            try snapshot.write(to: lastPath)
-            if improved { try snapshot.write(to: checkpoint) }
-            bar.clear()
-            print(Self.line(record, of: epochs, saved: improved))
-            fflushStdout()
-        }
-        if root { Terminal.writeError("train: best checkpoint \(checkpoint), latest \(lastPath)\n") }
-    }
-
-    static func line(_ r: EpochRecord, of epochs: Int, saved: Bool) -> String {
-        func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
-        var s = "epoch \(r.epoch)/\(epochs)  loss \(f(r.loss))  dice \(f(r.dice))"
-        if r.valLoss != nil { s += "  val_loss \(f(r.valLoss))  val_dice \(f(r.valDice))  val_kaggle \(f(r.valKaggle))" }
-        s += String(format: "  %.1f img/s  %.1f s", r.imagesPerSecond, r.seconds)
-        if saved { s += "  (saved)" }
-        return s
-    }
 }
 
 /// A live progress bar on a terminal (stderr), nothing otherwise.
