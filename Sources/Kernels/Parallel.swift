@@ -53,11 +53,13 @@ public enum Parallel {
     }
 }
 
-/// `workers` persistent threads; `run` hands them one loop at a time (the kernels call it from
-/// one thread). Thread t of T = workers + 1 (the caller is thread 0) runs parts t, t + T, ...
+/// `workers` persistent threads; `run` hands them one loop at a time. Thread t of T = workers + 1 (the caller is thread 0) runs parts t, t + T, ...
 private final class WorkerPool: @unchecked Sendable {
     private let workers: Int
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    /// Held for a whole `run`: one loop at a time, even if two threads call kernels at once
+    /// (the test runner does; `unet` runs the kernels from one thread).
+    private let client = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let done = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     // Guarded by `lock`.
@@ -75,6 +77,7 @@ private final class WorkerPool: @unchecked Sendable {
     init(workers: Int) {
         self.workers = workers
         pthread_mutex_init(lock, nil)
+        pthread_mutex_init(client, nil)
         pthread_cond_init(wake, nil)
         pthread_cond_init(done, nil)
         for index in 1...workers {
@@ -91,6 +94,8 @@ private final class WorkerPool: @unchecked Sendable {
     }
 
     func run(_ parts: Int, _ body: (Int) -> Void) {
+        pthread_mutex_lock(client)
+        defer { pthread_mutex_unlock(client) }
         withoutActuallyEscaping(body) { body in
             var current = Job(body: body)
             withUnsafePointer(to: &current) { pointer in
