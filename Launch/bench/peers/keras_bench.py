@@ -26,9 +26,9 @@ batch reused every step. Prints one JSON line: images_per_s, peak_rss_mb (getrus
 import argparse
 import json
 import os
-import resource
 import sys
-import time
+
+from measure import measure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFERENCE = os.path.join(HERE, "..", "..", "reference")
@@ -99,19 +99,7 @@ def main(argv=None):
         def step():
             return model.predict_on_batch(images)
 
-    for _ in range(args.warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    seconds = time.perf_counter() - start
-    info.update({"steps": args.steps, "warmup": args.warmup, "seconds": seconds,
-                 "images_per_s": args.steps * args.batch_size / seconds,
-                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
-    print(f"keras {args.config} {args.mode} {args.rows}x{args.cols} batch {args.batch_size}, "
-          f"{args.threads} threads: {info['images_per_s']:.2f} images/s, "
-          f"peak RSS {info['peak_rss_mb']:.0f} MB", file=sys.stderr)
-    print(json.dumps(info))
+    measure(step, args, info, f"keras {args.config} {args.mode} {args.rows}x{args.cols} batch {args.batch_size}, {args.threads} threads")
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ With --params-only it builds the model, prints {"params": N, ...} and exits with
 """
 import argparse
 import json
-import resource
 import sys
-import time
+
+from measure import measure
 
 import torch
 from torch import nn
@@ -150,19 +150,7 @@ def main(argv=None):
             with torch.inference_mode():
                 return float(model(images)[0, 0, 0, 0])
 
-    for _ in range(args.warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    seconds = time.perf_counter() - start
-    info.update({"steps": args.steps, "warmup": args.warmup, "seconds": seconds,
-                 "images_per_s": args.steps * args.batch_size / seconds,
-                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
-    print(f"torch {args.mode} {args.rows}x{args.cols} batch {args.batch_size} {args.layout}, "
-          f"{info['threads']} threads: {info['images_per_s']:.2f} images/s, "
-          f"peak RSS {info['peak_rss_mb']:.0f} MB", file=sys.stderr)
-    print(json.dumps(info))
+    measure(step, args, info, f"torch {args.mode} {args.rows}x{args.cols} batch {args.batch_size} {args.layout}, {info['threads']} threads")
 
 
 if __name__ == "__main__":
