@@ -4,7 +4,7 @@
     /work/.venv-keras/bin/python Launch/reference/keras_train.py --data DATA [--epochs 20]
         [--batch-size 32] [--lr 1e-5] [--validation-split 0.2]
         [--rows 64 --cols 80 --filters 32 --depth 4 --upsample nearest] [--seed 1]
-        [--out keras_unet.h5] [--log metrics.csv] [--threads N]
+        [--out keras_unet.h5] [--log metrics.csv] [--threads N] [--init FILE] [--shuffle keras|ours]
 
 Same recipe as `unet train` (so the two can be compared epoch for epoch):
   - data: DATA/imgs_train.npy, imgs_mask_train.npy, imgs_subject_train.npy from `unet prepare`,
@@ -14,7 +14,8 @@ Same recipe as `unet train` (so the two can be compared epoch for epoch):
   - validation: whole subjects held out (splitBySubject), passed as validation_data;
   - model: unet_keras.build_unet, Keras' default initialisation under set_determinism(seed);
   - loss -dice over the flattened batch (smooth 1), Adam (Keras defaults, --lr), batch --batch-size,
-    shuffle=True (a new permutation every epoch; Keras' own, not ours);
+    shuffle=True (a new permutation every epoch; Keras' own, not ours) unless --shuffle ours;
+  - Keras' default initialisation unless --init loads a checkpoint (ours from `--epochs 0`);
   - per epoch: loss (mean of the batch losses weighted by batch size, measured during the epoch
     as Keras reports it), dice (Keras' dice_coef metric: mean of the per-batch values, unweighted),
     val_loss / val_dice (same, on the validation batches in order), val_kaggle (after the epoch:
@@ -54,6 +55,12 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="keras_unet.h5")
     ap.add_argument("--log", default="metrics.csv")
+    ap.add_argument("--init", metavar="FILE",
+                    help="start from these weights (model.load_weights), e.g. the checkpoint of "
+                         "`unet train --epochs 0 --seed S`: the same starting point as ours")
+    ap.add_argument("--shuffle", choices=("keras", "ours"), default="keras",
+                    help="keras: fit(shuffle=True), Keras' own order; ours: every epoch in "
+                         "Trainer.permutation(seed, epoch) (seeded_generator.py), the order `unet train` uses")
     ap.add_argument("--threads", type=int, default=0,
                     help="TF intra- and inter-op threads (0: TensorFlow's default, all cores)")
     args = ap.parse_args(argv)
@@ -88,6 +95,9 @@ def main(argv=None):
 
     model = unet_keras.build_unet(args.rows, args.cols, args.filters, args.depth, args.upsample)
     unet_keras.compile_unet(model, args.lr)
+    if args.init:
+        model.load_weights(args.init)
+        print(f"keras_train: initial weights from {args.init}", flush=True)
     print(f"keras_train: {len(x_train)} training images, {len(x_val)} validation images ({held} subjects held out); "
           f"{json.dumps(config, sort_keys=True)}; {model.count_params()} parameters; mean {float(d['mean']):.6g} "
           f"std {float(d['std']):.6g}; keras {keras.__version__}, tensorflow {tf.__version__}", flush=True)
@@ -131,15 +141,17 @@ def main(argv=None):
             writer.writerow({k: ("" if v is None else (v if k == "epoch" else f"{float(v):.8g}")) for k, v in row.items()})
             log_file.flush()
 
-    model.fit(
-        x_train, y_train,
-        batch_size=batch_size,
-        epochs=args.epochs,
-        shuffle=True,
-        validation_data=(x_val, y_val) if len(x_val) else None,
-        callbacks=[EpochReport()],
-        verbose=0,
-    )
+    validation = (x_val, y_val) if len(x_val) else None
+    if args.shuffle == "keras":
+        model.fit(x_train, y_train, batch_size=batch_size, epochs=args.epochs, shuffle=True,
+                  validation_data=validation, callbacks=[EpochReport()], verbose=0)
+    else:
+        import seeded_generator
+        report = EpochReport()
+        for epoch in range(args.epochs):  # one fit per epoch, in our order; the optimizer state carries over
+            order = np.asarray(seeded_generator.permutation(len(x_train), args.seed, epoch + 1))
+            model.fit(x_train[order], y_train[order], batch_size=batch_size, initial_epoch=epoch,
+                      epochs=epoch + 1, shuffle=False, validation_data=validation, callbacks=[report], verbose=0)
     log_file.close()
     unet_keras.save_legacy_weights(model, args.out, {"keras_reference": {
         "configuration": json.dumps(config, sort_keys=True),

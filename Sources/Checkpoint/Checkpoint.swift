@@ -61,6 +61,13 @@ public struct TrainingState: Equatable, Sendable {
     /// the first epoch.
     public var bestScore: Double?
     public var history: [EpochRecord]
+    /// Set when the run stopped in the middle of epoch `epoch + 1` (a SIGTERM): the global
+    /// batches of that epoch already trained, and the epoch's running loss sum (weighted by
+    /// batch size), images and training seconds so far. Zero at an epoch boundary.
+    public var epochStep: Int = 0
+    public var epochLossSum: Double = 0
+    public var epochImages: Int = 0
+    public var epochSeconds: Double = 0
 
     public init(epoch: Int, adamStep: Int, adamM: [Float], adamV: [Float], learningRate: Float,
                 mean: Float, std: Float, seed: UInt64, bestScore: Double? = nil, history: [EpochRecord] = []) {
@@ -183,6 +190,12 @@ public struct Checkpoint: Equatable, Sendable {
         try H5.setAttribute(stateGroup, "std", state.std)
         try H5.setAttribute(stateGroup, "seed", state.seed)
         if let best = state.bestScore { try H5.setAttribute(stateGroup, "best_score", best) }
+        if state.epochStep > 0 {
+            try H5.setAttribute(stateGroup, "epoch_step", Int64(state.epochStep))
+            try H5.setAttribute(stateGroup, "epoch_loss_sum", state.epochLossSum)
+            try H5.setAttribute(stateGroup, "epoch_images", Int64(state.epochImages))
+            try H5.setAttribute(stateGroup, "epoch_seconds", state.epochSeconds)
+        }
         for (name, values) in [("adam_m", state.adamM), ("adam_v", state.adamV)] {
             let dataset = try values.withUnsafeBufferPointer {
                 try H5.writeFloats(stateGroup, name, $0, shape: [values.count])
@@ -273,7 +286,7 @@ public struct Checkpoint: Equatable, Sendable {
             try verify(values, against: try H5.attribute(dataset, "fnv1a64"), what: path)
             return values
         }
-        return TrainingState(
+        var state = TrainingState(
             epoch: Int(try H5.attribute(group, "epoch", as: Int64.self)),
             adamStep: Int(try H5.attribute(group, "adam_step", as: Int64.self)),
             adamM: try moments("adam_m"),
@@ -284,6 +297,16 @@ public struct Checkpoint: Equatable, Sendable {
             seed: try H5.attribute(group, "seed"),
             bestScore: H5.hasAttribute(group, "best_score") ? try H5.attribute(group, "best_score") : nil,
             history: try decode(try H5.stringDataset(group, "history"), what: "history"))
+        if H5.hasAttribute(group, "epoch_step") {
+            state.epochStep = Int(try H5.attribute(group, "epoch_step", as: Int64.self))
+            state.epochLossSum = try H5.attribute(group, "epoch_loss_sum")
+            state.epochImages = Int(try H5.attribute(group, "epoch_images", as: Int64.self))
+            state.epochSeconds = try H5.attribute(group, "epoch_seconds")
+            guard state.epochStep > 0, state.epochImages > 0 else {
+                throw HDF5Problem("invalid epoch position: step \(state.epochStep), \(state.epochImages) images")
+            }
+        }
+        return state
     }
 
     private static func verify(_ values: [Float], against stored: UInt64, what: String) throws {

@@ -33,11 +33,16 @@ public protocol Communicator: AnyObject, Sendable {
     func barrier() throws
     /// Ends the whole job (every rank) with `code`, after printing `message` prefixed by the rank.
     func abort(code: Int32, message: String) -> Never
+    /// Tells the communicator where the job is, for a stall message (`WatchedCommunicator`);
+    /// a no-op by default.
+    func annotate(_ context: CollectiveContext)
 }
 
 public extension Communicator {
     /// True on the rank that alone writes logs, checkpoints and the submission.
     var isRoot: Bool { rank == 0 }
+
+    func annotate(_ context: CollectiveContext) {}
 
     func allreduceSum(_ values: inout [Float]) throws {
         try values.withUnsafeMutableBufferPointer { try allreduceSum($0) }

@@ -15,6 +15,43 @@ public struct PassMetrics: Sendable {
     public var imagesPerSecond: Double { seconds > 0 ? Double(images) / seconds : 0 }
 }
 
+/// How far an epoch got: the steps done and the running sums of its metrics. A checkpoint written
+/// in the middle of an epoch (on SIGTERM) records it, and `trainEpoch(from:)` continues from it,
+/// so an epoch interrupted and resumed gives the same weights and figures as one never
+/// interrupted.
+public struct EpochProgress: Equatable, Sendable {
+    /// Global batches done.
+    public var step: Int
+    /// Sum of the batch losses weighted by batch size, and the images they cover.
+    public var weightedLoss: Double
+    public var images: Int
+    /// Training seconds spent so far (over the interrupted runs too).
+    public var seconds: Double
+
+    public init(step: Int = 0, weightedLoss: Double = 0, images: Int = 0, seconds: Double = 0) {
+        self.step = step
+        self.weightedLoss = weightedLoss
+        self.images = images
+        self.seconds = seconds
+    }
+
+    public var metrics: PassMetrics {
+        PassMetrics(loss: weightedLoss / Double(max(images, 1)), kaggle: .nan, images: images, seconds: seconds)
+    }
+}
+
+/// An epoch ran to its end, or stopped after a step because a rank asked to stop (a signal).
+public enum EpochOutcome: Sendable {
+    case completed(PassMetrics)
+    case stopped(EpochProgress)
+
+    /// The epoch's figures when it completed, nil when it stopped.
+    public var completed: PassMetrics? {
+        if case .completed(let metrics) = self { return metrics }
+        return nil
+    }
+}
+
 /// A training failure every rank detects in the same state (so every rank reports it).
 public struct TrainingError: Error, CustomStringConvertible {
     public let description: String
@@ -46,6 +83,14 @@ public final class Trainer {
     /// Seconds in the Dice sums and the loss gradient, and in the Adam update (for benchmarks).
     public private(set) var lossSeconds = 0.0
     public private(set) var adamSeconds = 0.0
+    /// Polled at every step on every rank (e.g. "a SIGTERM arrived"); when it is true on any
+    /// rank, every rank stops after the same step (the request rides along with the step's Dice
+    /// sums allreduce, so it costs no extra collective).
+    public var stopRequested: (@Sendable () -> Bool)? = nil
+    /// Set by the last `step`: some rank asked to stop.
+    public private(set) var stopAgreed = false
+    /// Called with the summed gradients before the Adam step (tests use it to inject a NaN).
+    public var gradientHook: ((UnsafeMutableBufferPointer<Float>) -> Void)? = nil
     private var targets: [Float]
     /// Dice sums (and the Kaggle sum when evaluating) on their way through an allreduce.
     private var reduction = [Double](repeating: 0, count: 4)
@@ -131,8 +176,10 @@ public final class Trainer {
                               targets: UnsafeBufferPointer(rebasing: t[0..<pixels]))
             }
         }
-        let g = try allreduce((sums.intersection, sums.predictions, sums.targets, 0))
+        let stop: Double = stopRequested?() == true ? 1 : 0
+        let g = try allreduce((sums.intersection, sums.predictions, sums.targets, stop))
         sums = DiceLoss.Sums(intersection: g.0, predictions: g.1, targets: g.2)
+        stopAgreed = g.3 > 0
         guard sums.loss.isFinite else {
             throw TrainingError("the loss is \(sums.loss) at Adam step \(adam.step + 1): training diverged (try a lower --lr)")
         }
@@ -155,6 +202,14 @@ public final class Trainer {
             try model.gradients.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
             allreduceSeconds += monotonicSeconds() - start
         }
+        if let gradientHook { model.gradients.withUnsafeMutableBufferPointer { gradientHook($0) } }
+        // Every rank holds the same summed gradients, so every rank decides alike: a NaN or an
+        // infinity stops training before it reaches the weights (and any checkpoint).
+        if let bad = model.gradients.withUnsafeBufferPointer({ firstNonFinite($0) }) {
+            let view = model.configuration.parameterTable.first { $0.offset <= bad && bad < $0.offset + $0.count }
+            throw TrainingError("the gradient of \(view?.kerasName ?? "parameter \(bad)") is \(model.gradients[bad]) at Adam step \(adam.step + 1)"
+                + " (loss \(sums.loss)): training diverged, the weights were not updated (try a lower --lr)")
+        }
         let adamStart = monotonicSeconds()
         adam.update(parameters: &model.parameters, gradients: model.gradients)
         adamSeconds += monotonicSeconds() - adamStart
@@ -163,20 +218,34 @@ public final class Trainer {
 
     /// One epoch over `data` in the epoch's permutation; `progress(done, total, runningLoss)`
     /// after each step (global images done, on every rank).
-    public func trainEpoch(_ data: Samples, epoch: Int, progress: ((Int, Int, Double) -> Void)? = nil) throws -> PassMetrics {
+    ///
+    /// Starts at `resumed.step` when given (an epoch interrupted by a stop request), and returns
+    /// `.stopped` after the first step at which some rank's `stopRequested` was true.
+    public func trainEpoch(_ data: Samples, epoch: Int, from resumed: EpochProgress = EpochProgress(),
+                           progress: ((Int, Int, Double) -> Void)? = nil) throws -> EpochOutcome {
         let order = Self.permutation(count: data.count, seed: seed, epoch: epoch)
+        let steps = (order.count + batchSize - 1) / batchSize
+        precondition(resumed.step <= steps, "an epoch of \(steps) steps cannot resume at step \(resumed.step)")
         let start = monotonicSeconds()
-        var weighted = 0.0
-        var done = 0
-        for b in stride(from: 0, to: order.count, by: batchSize) {
-            let batch = order[b..<min(b + batchSize, order.count)]
-            let sums = try step(data, batch)
-            weighted += sums.loss * Double(batch.count)
-            done += batch.count
-            progress?(done, order.count, weighted / Double(done))
+        var state = resumed
+        func measured() -> EpochProgress {
+            var s = state
+            s.seconds += monotonicSeconds() - start
+            return s
         }
-        return PassMetrics(loss: weighted / Double(max(done, 1)), kaggle: .nan, images: done,
-                           seconds: monotonicSeconds() - start)
+        while state.step < steps {
+            let b = state.step * batchSize
+            let batch = order[b..<min(b + batchSize, order.count)]
+            communicator.annotate(CollectiveContext("training", epoch: epoch, step: state.step + 1, of: steps,
+                                                    adamStep: adam.step + 1))
+            let sums = try step(data, batch)
+            state.weightedLoss += sums.loss * Double(batch.count)
+            state.images += batch.count
+            state.step += 1
+            progress?(state.images, order.count, state.weightedLoss / Double(state.images))
+            if stopAgreed && state.step < steps { return .stopped(measured()) }
+        }
+        return .completed(measured().metrics)
     }
 
     /// Loss (per-batch Dice averaged over batches weighted by size, as Keras reports it), Dice
@@ -186,7 +255,9 @@ public final class Trainer {
         let start = monotonicSeconds()
         var weighted = 0.0, kaggle = 0.0
         let plane = data.rows * data.cols
+        let steps = (data.count + batchSize - 1) / batchSize
         for b in stride(from: 0, to: data.count, by: batchSize) {
+            communicator.annotate(CollectiveContext("evaluation", step: b / batchSize + 1, of: steps))
             let batch = b..<min(b + batchSize, data.count)
             let local = localShare(batch)
             var sums = DiceLoss.Sums(), localKaggle = 0.0

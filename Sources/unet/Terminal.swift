@@ -26,14 +26,29 @@ enum Terminal {
 enum Job {
     /// Runs `body`; an error on any rank ends the whole job: with several ranks through
     /// `MPI_Abort`, after printing `[rank R] error: ...` (so no rank waits forever in a collective
-    /// the failed one never reaches), alone as `error: ...` with exit status 1.
-    static func run(_ body: (MPICommunicator) throws -> Void) {
-        let comm = MPICommunicator.world
+    /// the failed one never reaches), alone as `error: ...` with exit status 1. A stop on a signal
+    /// (`StoppedBySignal`, thrown by every rank after the same step) exits cleanly with
+    /// 128 + the signal number.
+    ///
+    /// With several ranks, every collective is watched: one that waits longer than
+    /// `collectiveTimeout` seconds (0: forever) aborts the job with a message naming the
+    /// operation and the step (`StallWatchdog`).
+    static func run(collectiveTimeout: Double = 600, _ body: (any Communicator) throws -> Void) {
+        let world = MPICommunicator.world
         // The kernels' threads: OPENBLAS_NUM_THREADS (or UNET_THREADS) as a rank's thread budget,
         // spent on our own threads around a single-threaded OpenBLAS.
         Parallel.configure(threads: Parallel.threadsFromEnvironment())
+        var comm: any Communicator = world
+        if world.size > 1 && collectiveTimeout > 0 {
+            let watchdog = StallWatchdog(timeout: collectiveTimeout) { message in
+                world.abort(code: 1, message: "error: \(message)")
+            }
+            comm = WatchedCommunicator(world, watchdog: watchdog)
+        }
         do {
             try body(comm)
+        } catch let stop as StoppedBySignal {
+            exit(128 + stop.signal)
         } catch {
             if comm.size > 1 { comm.abort(code: 1, message: "error: \(error)") }
             Terminal.fail(error)

@@ -34,7 +34,7 @@ struct Train: ParsableCommand {
     @OptionGroup var options: TrainingOptions
 
     func run() throws {
-        Job.run { try train($0) }
+        Job.run(collectiveTimeout: options.collectiveTimeout) { try train($0) }
     }
 
     /// Rank 0 reads the data (and the checkpoint when resuming), preprocesses, and broadcasts the
@@ -81,10 +81,16 @@ struct Train: ParsableCommand {
             Terminal.writeError("train: \(trainSet.count) training images, \(validationSet.count) validation images (\(heldSubjects) subjects held out); \(config); \(config.parameterCount) parameters; \(comm.size) rank\(comm.size == 1 ? "" : "s")\n")
         }
         // Every rank gets the preprocessed arrays and the starting point from rank 0.
-        let header = try comm.broadcast((Int64(resumed?.state?.epoch ?? 0), seed), root: 0)
+        let position = resumed?.state
+        let header = try comm.broadcast((Int64(position?.epoch ?? 0), seed, Int64(position?.epochStep ?? 0),
+                                         position?.epochLossSum ?? 0, Int64(position?.epochImages ?? 0),
+                                         position?.epochSeconds ?? 0), root: 0)
         let startEpoch = Int(header.0)
         seed = header.1
-        if startEpoch >= options.epochs {
+        // Where the first epoch starts: after the steps a stopped run (SIGTERM) already trained.
+        var firstEpochProgress = Training.EpochProgress(step: Int(header.2), weightedLoss: header.3,
+                                                        images: Int(header.4), seconds: header.5)
+        if startEpoch >= options.epochs && !(startEpoch == 0 && options.epochs == 0) {
             if root { Terminal.writeError("train: \(lastPath) already holds epoch \(startEpoch) of \(options.epochs): nothing to do\n") }
             return
         }
@@ -100,20 +106,59 @@ struct Train: ParsableCommand {
             if state.learningRate != options.lr {
                 Terminal.writeError("train: continuing with --lr \(options.lr) (the checkpoint was trained with \(state.learningRate))\n")
             }
-            Terminal.writeError("train: resuming after epoch \(state.epoch) (Adam step \(state.adamStep)) from \(lastPath)\n")
+            let within = state.epochStep > 0 ? ", step \(state.epochStep) of epoch \(state.epoch + 1)" : ""
+            Terminal.writeError("train: resuming after epoch \(state.epoch)\(within) (Adam step \(state.adamStep)) from \(lastPath)\n")
         }
         let trainer = Trainer(model: model, adam: adam, batchSize: globalBatch, seed: seed, communicator: comm)
         try trainer.broadcastState()
 
+        if options.epochs == 0 {
+            // The initial state (epoch 0): to start another framework from our weights, or to
+            // resume from later.
+            guard root else { return }
+            let state = TrainingState(epoch: 0, adamStep: trainer.adam.step, adamM: trainer.adam.m, adamV: trainer.adam.v,
+                                      learningRate: options.lr, mean: normalisation.mean, std: normalisation.std, seed: seed,
+                                      bestScore: nil, history: [])
+            let snapshot = Checkpoint(configuration: config, parameters: model.parameters, state: state)
+            try snapshot.write(to: lastPath)
+            try snapshot.write(to: checkpoint)
+            Terminal.writeError("train: --epochs 0: wrote the initial weights to \(checkpoint) and \(lastPath)\n")
+            return
+        }
         var history = resumed?.state?.history ?? []
         var best = resumed?.state?.bestScore
-        let bar = EpochProgress()
-        let corruptRank = ProcessInfo.processInfo.environment["UNET_TEST_CORRUPT_RANK"].flatMap { Int($0) }
+        let bar = EpochBar()
+        let hooks = TestHooks(rank: comm.rank)
+        StopSignal.install()
+        trainer.stopRequested = { StopSignal.received != 0 }
         for epoch in (startEpoch + 1)...options.epochs {
-            let metrics = try trainer.trainEpoch(trainSet, epoch: epoch) { done, total, loss in
+            let outcome = try trainer.trainEpoch(trainSet, epoch: epoch, from: firstEpochProgress) { done, total, loss in
                 if root { bar.update(epoch: epoch, of: options.epochs, done: done, total: total, loss: loss) }
+                hooks.afterStep(trainer.adam.step)
             }
-            if corruptRank == comm.rank {
+            firstEpochProgress = Training.EpochProgress()
+            let metrics: PassMetrics
+            switch outcome {
+            case .completed(let m):
+                metrics = m
+            case .stopped(let at):
+                // Every rank stops after the same step; rank 0 records where, then all exit.
+                let signal = StopSignal.received
+                let name = StopSignal.name(signal)
+                if root {
+                    var state = TrainingState(epoch: epoch - 1, adamStep: trainer.adam.step, adamM: trainer.adam.m,
+                                              adamV: trainer.adam.v, learningRate: options.lr, mean: normalisation.mean,
+                                              std: normalisation.std, seed: seed, bestScore: best, history: history)
+                    (state.epochStep, state.epochLossSum, state.epochImages, state.epochSeconds) =
+                        (at.step, at.weightedLoss, at.images, at.seconds)
+                    try Checkpoint(configuration: config, parameters: model.parameters, state: state).write(to: lastPath)
+                    bar.clear()
+                    Terminal.writeError("train: stopped by \(name) in epoch \(epoch) after step \(at.step) (Adam step \(trainer.adam.step));"
+                        + " saved \(lastPath); continue with --resume\n")
+                }
+                throw StoppedBySignal(signal: signal == 0 ? SIGTERM : signal)
+            }
+            if hooks.corruptRank == comm.rank {
                 // Test hook (Launch/test.sh): one replica drifts, and the check below must catch it.
                 model.parameters[0] = model.parameters[0].nextUp
             }
@@ -153,7 +198,7 @@ struct Train: ParsableCommand {
 
 /// The training recipe and the model's shape: `unet train`'s options, shared with `unet run`.
 struct TrainingOptions: ParsableArguments {
-    @Option(help: "Total epochs of the run.") var epochs: Int = 20
+    @Option(help: "Total epochs of the run (0: only write the initial, untrained weights).") var epochs: Int = 20
     @Option(name: .customLong("batch-size"), help: "Images per step (the global batch: the ranks share it).") var batchSize: Int = 32
     @Option(help: "Adam's learning rate.") var lr: Float = 1e-5
     @Option(name: .customLong("validation-split"), help: "Share of images held out, by whole subjects (0: none).") var validationSplit: Double = 0.2
@@ -163,6 +208,10 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Number of poolings.") var depth: Int = 4
     @Option(help: "Decoder upsampling: nearest (the original) or transpose.") var upsample: Upsampling = .nearest
     @Option(help: "Seed of the initialisation and the shuffles.") var seed: UInt64 = 1
+    @Option(name: .customLong("collective-timeout"), help: """
+        Seconds a collective (allreduce, broadcast) may wait for the other ranks before the job \
+        is aborted with a message naming the operation and the step (0: wait forever).
+        """) var collectiveTimeout: Double = 600
     @Flag(help: """
         Continue from the latest state (FILE with .last before the extension) up to --epochs in \
         total; starts afresh when there is none yet, so the same command serves after a crash.
@@ -173,9 +222,10 @@ struct TrainingOptions: ParsableArguments {
     }
 
     func validate() throws {
-        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        guard epochs >= 0 else { throw ValidationError("--epochs must be at least 0 (0 writes the initial weights)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard lr > 0 else { throw ValidationError("--lr must be positive") }
+        guard collectiveTimeout >= 0 else { throw ValidationError("--collective-timeout must be 0 (off) or a number of seconds") }
         guard (0..<1).contains(validationSplit) else { throw ValidationError("--validation-split must be in [0, 1)") }
         do { try modelConfiguration.validate() } catch { throw ValidationError("\(error)") }
     }
@@ -183,7 +233,7 @@ struct TrainingOptions: ParsableArguments {
 }
 
 /// A live progress bar on a terminal (stderr), nothing otherwise.
-final class EpochProgress {
+final class EpochBar {
     private let live = Terminal.standardErrorIsTerminal
     private var start = monotonicSeconds()
     private var lastDraw = 0.0

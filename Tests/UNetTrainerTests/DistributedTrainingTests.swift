@@ -45,8 +45,8 @@ extension CommunicatorTests {
         let reference = try trainer(batch: batch, SoloCommunicator())
         try distributed.broadcastState()
         for epoch in 1...2 {
-            let d = try distributed.trainEpoch(data, epoch: epoch)
-            let r = try reference.trainEpoch(data, epoch: epoch)
+            let d = try #require(distributed.trainEpoch(data, epoch: epoch).completed)
+            let r = try #require(reference.trainEpoch(data, epoch: epoch).completed)
             #expect(abs(d.loss - r.loss) < 1e-5, "epoch \(epoch): loss \(d.loss) vs \(r.loss)")
             #expect(d.images == r.images)
         }

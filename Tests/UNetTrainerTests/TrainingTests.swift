@@ -23,6 +23,13 @@ struct TrainingTests {
         #expect(a.sorted() == Array(0..<50))
     }
 
+    /// Launch/reference/seeded_generator.py ports the generator and the permutation so the Keras
+    /// reference can train on our order (Docs/ACCURACY.md); it asserts the same list.
+    @Test func permutationMatchesThePythonPort() {
+        #expect(Trainer.permutation(count: 12, seed: 3, epoch: 2) == [11, 3, 1, 9, 0, 2, 6, 8, 10, 5, 4, 7])
+        #expect(Trainer.permutation(count: 1000, seed: 1, epoch: 20).prefix(4) == [427, 103, 333, 42])
+    }
+
     @Test func meanAndStdAsNumPy() {
         let (m, s) = Preprocessing.meanAndStd([1, 2, 3, 4])
         #expect(m == 2.5 && abs(s - 1.118034) < 1e-6)
