@@ -81,6 +81,35 @@ pipeline_stage() {
     "$@"
 }
 
+# Runs a data-parallel stage (its first word the launcher: mpirun, srun, or unet itself) in the
+# background and passes a SIGTERM, SIGINT or SIGUSR1 sent to this script on as SIGUSR1, which
+# `unet train` takes as a request to finish its step and save where it stopped
+# (Docs/RELIABILITY.md), and which mpirun and srun forward to every rank without ending the job
+# (mpirun answers a SIGTERM of its own by killing the ranks within 2 x odls_base_sigkill_timeout).
+# After such a stop the script exits with 128 + the signal it got (the ranks exit 0 under
+# mpirun) and runs no further stage; RESUME=1 continues the run.
+pipeline_signal=
+pipeline_launch() {
+    echo "pipeline: $*" >&2
+    "$@" &
+    local child=$! status=0 sig
+    for sig in TERM INT USR1; do
+        # shellcheck disable=SC2064  # expand $sig and $child now
+        trap "pipeline_signal=$sig; kill -USR1 $child 2>/dev/null || true" "$sig"
+    done
+    while true; do
+        status=0
+        wait "$child" || status=$?
+        kill -0 "$child" 2>/dev/null || break  # else `wait` was interrupted by the trap: wait again
+    done
+    trap - TERM INT USR1
+    if [ -n "$pipeline_signal" ]; then
+        echo "pipeline: stopped by SIG$pipeline_signal (the stage's status: $status); continue with RESUME=1" >&2
+        exit $((128 + $(kill -l "$pipeline_signal")))
+    fi
+    return "$status"
+}
+
 pipeline_run() {
     local raw=${1:-}
     shift || true
@@ -103,10 +132,10 @@ pipeline_run() {
     fi
 
     pipeline_stage "$unet" prepare --raw "$raw" --out "$out/data" >/dev/null
-    pipeline_stage "${launcher[@]}" "$unet" train --data "$out/data" --checkpoint "$out/unet.h5" \
+    pipeline_launch "${launcher[@]}" "$unet" train --data "$out/data" --checkpoint "$out/unet.h5" \
         --epochs "${EPOCHS:-20}" --batch-size "${BATCH:-32}" --lr "${LR:-1e-5}" \
         --upsample "${UPSAMPLE:-nearest}" "${train_args[@]}"
-    pipeline_stage "${launcher[@]}" "$unet" predict --data "$out/data" --checkpoint "$out/unet.h5" \
+    pipeline_launch "${launcher[@]}" "$unet" predict --data "$out/data" --checkpoint "$out/unet.h5" \
         --out "$out/imgs_mask_test.npy"
     pipeline_stage "$unet" submit --data "$out/data" --masks "$out/imgs_mask_test.npy" --out "$out/submission.csv"
 

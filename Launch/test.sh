@@ -22,6 +22,9 @@ mpirun "${MPIRUN_FLAGS[@]}" --oversubscribe -np 2 \
 echo "== data-parallel training, resume, replica check, sharded predict: unet under mpirun -np 2"
 Launch/test-distributed.sh "$bin"
 
+echo "== reliability: kill -9 of a rank, preemption (SIGUSR1/SIGTERM, mpirun, SLURM-style, launch script), stall watchdog"
+Launch/test-reliability.sh "$bin"
+
 echo "== two hosts simulated with network namespaces (TCP only): unet info, the MPI suite, 1 vs 2 hosts, Launch/cluster.sh"
 Launch/multihost/run.sh -- "$bin/unet" info
 Launch/multihost/run.sh -- "$bin/UNetTrainerPackageTests.xctest" --testing-library swift-testing --filter CommunicatorTests

@@ -8,11 +8,14 @@ import Synchronization
 import Distributed
 
 /// SIGTERM and SIGINT (what SLURM and mpirun send on preemption or a cancel, and Ctrl-C), and
-/// SIGUSR1 (which mpirun forwards to every rank without killing the job: the launch scripts turn
-/// a SIGTERM into it) as a request to stop: the handler only records the signal; the training loop polls it at every
-/// step, every rank stops after the same step, rank 0 writes a checkpoint of where it stopped,
-/// and the job exits with 128 + the signal number. The handler is installed with SA_RESETHAND,
-/// so a second signal of the same kind ends the process at once, as usual.
+/// SIGUSR1 (which mpirun forwards to every rank without killing the job: the launch scripts
+/// turn a SIGTERM into it) as a request to stop. The handler only records the signal; the
+/// training loop polls it at every step, every rank stops after the same step, rank 0 writes a
+/// checkpoint of where it stopped, and every rank exits cleanly (`Job.run`: 128 + the signal
+/// number alone, 0 under mpirun). A second SIGINT (Ctrl-C twice) ends the process at once, as
+/// usual; SIGTERM and SIGUSR1 stay caught, because they often come twice (SLURM signals every
+/// process of the job, mpirun signals the ranks again, and Open MPI's daemons deliver a
+/// forwarded signal to a rank's process and its process group).
 enum StopSignal {
     private static let signal = Atomic<Int32>(0)
 
@@ -27,7 +30,7 @@ enum StopSignal {
                 _ = StopSignal.signal.compareExchange(expected: 0, desired: number, ordering: .relaxed)
             }
             sigemptyset(&action.sa_mask)
-            action.sa_flags = Int32(bitPattern: UInt32(SA_RESETHAND)) | SA_RESTART
+            action.sa_flags = SA_RESTART | (number == SIGINT ? Int32(bitPattern: UInt32(SA_RESETHAND)) : 0)
             sigaction(number, &action, nil)
         }
     }

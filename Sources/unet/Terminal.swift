@@ -27,8 +27,8 @@ enum Job {
     /// Runs `body`; an error on any rank ends the whole job: with several ranks through
     /// `MPI_Abort`, after printing `[rank R] error: ...` (so no rank waits forever in a collective
     /// the failed one never reaches), alone as `error: ...` with exit status 1. A stop on a signal
-    /// (`StoppedBySignal`, thrown by every rank after the same step) exits cleanly with
-    /// 128 + the signal number.
+    /// (`StoppedBySignal`, thrown by every rank after the same step) exits cleanly: with
+    /// 128 + the signal number alone, with 0 under mpirun (see below).
     ///
     /// With several ranks, every collective is watched: one that waits longer than
     /// `collectiveTimeout` seconds (0: forever) aborts the job with a message naming the
@@ -48,7 +48,12 @@ enum Job {
         do {
             try body(comm)
         } catch let stop as StoppedBySignal {
-            exit(128 + stop.signal)
+            // Alone, the usual status of a program ended by a signal. Under mpirun, 0 on every
+            // rank: Open MPI takes any non-zero status for a failure and then spends
+            // 2 x odls_base_sigkill_timeout killing ranks that are already gone (20 s instead of
+            // 1 s with Launch/mpi-env.sh); the launch scripts know they sent the signal and exit
+            // with 128 + it themselves.
+            exit(comm.size > 1 ? 0 : 128 + stop.signal)
         } catch {
             if comm.size > 1 { comm.abort(code: 1, message: "error: \(error)") }
             Terminal.fail(error)
