@@ -354,7 +354,8 @@ extension H5 {
     /// state behind on that failure ("HDF5: infinite loop closing library" at exit). The
     /// superblock sits at offset 0, 512, 1024, 2048, ... (after a user block); its end-of-file
     /// address is at byte 24 + 2 x sizeof(offsets) (version 0), 28 + 2 x (version 1) or
-    /// 12 + 2 x (versions 2 and 3), relative to the base address that precedes it.
+    /// 12 + 2 x (versions 2 and 3). Unlike the other addresses it is absolute: it counts the
+    /// user block (HDF5 compares it with the file's size; checked with h5py and HDF5 1.10).
     static func truncation(_ path: String) -> (actual: Int, stored: Int)? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
@@ -362,32 +363,55 @@ extension H5 {
         var status = stat()
         guard fstat(fd, &status) == 0 else { return nil }
         let size = Int(status.st_size)
-        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]
         var location = 0
         while location + 48 <= size {
             var header = [UInt8](repeating: 0, count: 48)
             guard pread(fd, &header, 48, off_t(location)) == 48 else { return nil }
-            if Array(header[0..<8]) == signature {
-                let (offsetSize, baseAt): (Int, Int)
-                switch header[8] {
-                case 0: (offsetSize, baseAt) = (Int(header[13]), 24)
-                case 1: (offsetSize, baseAt) = (Int(header[13]), 28)
-                case 2, 3: (offsetSize, baseAt) = (Int(header[9]), 12)
-                default: return nil
-                }
-                guard offsetSize == 8 || offsetSize == 4, baseAt + 3 * offsetSize <= 48 else { return nil }
-                func address(_ at: Int) -> UInt64 {
-                    (0..<offsetSize).reduce(UInt64(0)) { $0 | UInt64(header[at + $1]) << (8 * UInt64($1)) }
-                }
-                let base = address(baseAt), end = address(baseAt + 2 * offsetSize)
-                let undefined = offsetSize == 8 ? UInt64.max : UInt64(UInt32.max)
-                guard end != undefined, base < 1 << 62, end < 1 << 62 else { return nil }
-                let stored = Int(base + end)
+            if header.starts(with: signature) {
+                guard let stored = header.withUnsafeBytes(storedEnd) else { return nil }
                 return stored > size ? (size, stored) : nil
             }
             location = location == 0 ? 512 : 2 * location
         }
         return nil
+    }
+
+    /// HDF5's format signature, which starts every superblock.
+    static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]
+
+    /// Where the superblock of the in-memory file `image` is and where the file ends by its
+    /// account (its end-of-file address); nil when neither is found.
+    static func superblockEnd(_ image: UnsafeRawBufferPointer) -> (location: Int, end: Int)? {
+        var location = 0
+        while location + 48 <= image.count {
+            let header = UnsafeRawBufferPointer(rebasing: image[location..<(location + 48)])
+            if header.starts(with: signature) {
+                return storedEnd(header).map { (location, $0) }
+            }
+            location = location == 0 ? 512 : 2 * location
+        }
+        return nil
+    }
+
+    /// The end of the file by the account of the superblock whose first 48 bytes are `header`
+    /// (its end-of-file address, which is absolute); nil when undecidable (unknown version, odd
+    /// offset size, undefined or absurd addresses).
+    private static func storedEnd(_ header: UnsafeRawBufferPointer) -> Int? {
+        let (offsetSize, baseAt): (Int, Int)
+        switch header[8] {
+        case 0: (offsetSize, baseAt) = (Int(header[13]), 24)
+        case 1: (offsetSize, baseAt) = (Int(header[13]), 28)
+        case 2, 3: (offsetSize, baseAt) = (Int(header[9]), 12)
+        default: return nil
+        }
+        guard offsetSize == 8 || offsetSize == 4, baseAt + 3 * offsetSize <= 48 else { return nil }
+        func address(_ at: Int) -> UInt64 {
+            (0..<offsetSize).reduce(UInt64(0)) { $0 | UInt64(header[at + $1]) << (8 * UInt64($1)) }
+        }
+        let end = address(baseAt + 2 * offsetSize)
+        let undefined = offsetSize == 8 ? UInt64.max : UInt64(UInt32.max)
+        guard end != undefined, end < 1 << 62 else { return nil }
+        return Int(end)
     }
 }
 
