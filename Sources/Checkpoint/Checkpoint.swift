@@ -223,7 +223,7 @@ public struct Checkpoint: Equatable, Sendable {
         var status = stat()
         guard stat(path, &status) == 0 else { throw DataError(path, String(cString: strerror(errno))) }
         guard status.st_mode & S_IFMT == S_IFREG else { throw DataError(path, "not a regular file") }
-        _ = try CheckpointHeader.verify(path)
+        let kind = try CheckpointHeader.verify(path)
         return try H5.quietly {
             do {
                 let isHDF5 = try H5.check(H5Fis_hdf5(path), "cannot read")
@@ -231,6 +231,7 @@ public struct Checkpoint: Equatable, Sendable {
                 if let (actual, stored) = H5.truncation(path) {
                     throw HDF5Problem("truncated HDF5 file: \(actual) bytes, its superblock says \(stored)")
                 }
+                if kind == .plainHDF5, let damage = H5.globalHeapDamage(path) { throw HDF5Problem(damage) }
                 let file = H5Fopen(path, chdf5_acc_rdonly(), H5.plist)
                 guard file >= 0 else { throw HDF5Problem("corrupt HDF5 file: \(H5.lastError())") }
                 defer { H5.close(file) }

@@ -7,10 +7,25 @@ import Musl
 #endif
 
 /// A problem inside an HDF5 file, in one line and without the file's path (the public entry
-/// points turn it into `DataError(path, message)`).
+/// points turn it into `DataError(path, message)`). Names and text read from a damaged file can
+/// hold any byte: control characters are shown escaped (`\x07`), so the message stays one line.
 struct HDF5Problem: Error {
     let message: String
-    init(_ message: String) { self.message = message }
+    init(_ message: String) { self.message = Self.printable(message) }
+
+    static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}" {
+                let digits = String(scalar.value, radix: 16)
+                out += scalar.value <= 0xff ? "\\x" + String(repeating: "0", count: 2 - digits.count) + digits
+                                            : "\\u{\(digits)}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
 }
 
 /// The few HDF5 calls the checkpoint needs, as throwing helpers.
@@ -244,7 +259,8 @@ enum H5 {
         defer { close(attribute) }
         let (type, space) = try typeAndSpace(attribute, name)
         defer { close(type); close(space) }
-        return try readStrings(type: type, space: space, name: "attribute \(name)") { memoryType, buffer in
+        return try readStrings(type: type, space: space, name: "attribute \(name)",
+                               storage: Int(H5Aget_storage_size(attribute))) { memoryType, buffer in
             H5Aread(attribute, memoryType, buffer)
         }
     }
@@ -257,7 +273,8 @@ enum H5 {
         defer { close(type) }
         let space = try check(H5Dget_space(dataset), "cannot read the shape of \(path)")
         defer { close(space) }
-        let strings = try readStrings(type: type, space: space, name: "dataset \(path)") { memoryType, buffer in
+        let strings = try readStrings(type: type, space: space, name: "dataset \(path)",
+                                      storage: Int(H5Dget_storage_size(dataset))) { memoryType, buffer in
             H5Dread(dataset, memoryType, chdf5_s_all(), chdf5_s_all(), plist, buffer)
         }
         guard strings.count == 1 else { throw HDF5Problem("dataset \(path) is not a single string") }
@@ -279,11 +296,20 @@ enum H5 {
         return (type, space)
     }
 
-    private static func readStrings(type: hid_t, space: hid_t, name: String,
+    /// `storage`: the bytes the strings take in the file (H5Aget_storage_size or
+    /// H5Dget_storage_size), which bound their number (a variable-length string takes 16 bytes
+    /// there, its text being elsewhere) and so what is allocated here, whatever a damaged
+    /// dataspace says.
+    private static func readStrings(type: hid_t, space: hid_t, name: String, storage: Int,
                                     read: (hid_t, UnsafeMutableRawPointer) -> herr_t) throws -> [String] {
         let count = Int(try check(H5Sget_simple_extent_npoints(space), "cannot read the shape of \(name)"))
         if count == 0 { return [] }
         guard H5Tget_class(type) == H5T_STRING else { throw HDF5Problem("\(name) is not a string") }
+        let size = H5Tget_size(type)
+        let (total, overflow) = count.multipliedReportingOverflow(by: max(size, 1))
+        guard size > 0, !overflow, total <= storage else {
+            throw HDF5Problem("\(name): \(count) strings of \(size) bytes do not fit its \(storage) bytes in the file")
+        }
         if H5Tis_variable_str(type) > 0 {
             let memoryType = try variableStringType(utf8: H5Tget_cset(type) == H5T_CSET_UTF8)
             defer { close(memoryType) }
@@ -295,8 +321,6 @@ enum H5 {
             return pointers.map { $0.map { String(cString: $0) } ?? "" }
         }
         // Fixed length: `size` bytes each, padded with NULs or spaces.
-        let size = H5Tget_size(type)
-        guard size > 0 else { throw HDF5Problem("cannot read \(name): \(lastError())") }
         var bytes = [UInt8](repeating: 0, count: count * size)
         _ = try bytes.withUnsafeMutableBytes { raw in
             try check(read(type, raw.baseAddress!), "cannot read \(name)")
@@ -418,4 +442,86 @@ extension H5 {
 /// `close(2)` (inside `H5`, `close` names the HDF5 helper).
 private func closeDescriptor(_ fd: Int32) {
     _ = close(fd)
+}
+
+// MARK: - Global heap collections
+
+extension H5 {
+    /// A problem with a global heap collection of the HDF5 file at `path` (where HDF5 keeps
+    /// variable-length strings: `layer_names`, `weight_names`, the configuration, the history),
+    /// or nil when all are sound (or the file cannot be examined).
+    ///
+    /// HDF5 1.10 decodes a collection trusting its sizes: an object whose size runs past the end
+    /// of its collection makes `H5HG_read` read out of bounds (SIGSEGV), a free-space object of
+    /// size 0 makes the decoder loop forever. Both were found by fuzzing files without the
+    /// checkpoint header (CheckpointFuzzTests), every crash and hang of HDF5 found there; this
+    /// walks every collection as HDF5 will, before HDF5 does. Collections are found by their
+    /// signature, "GCOL" then version 1 and three zero bytes (8 bytes that float data does not
+    /// produce by chance); the layout is the HDF5 format specification's (III.E).
+    static func globalHeapDamage(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { closeDescriptor(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { return nil }
+        let size = Int(status.st_size)
+        func read(_ count: Int, at offset: Int) -> [UInt8]? {
+            guard offset >= 0, offset + count <= size else { return nil }
+            var bytes = [UInt8](repeating: 0, count: count)
+            return pread(fd, &bytes, count, off_t(offset)) == count ? bytes : nil
+        }
+        func number(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+            bytes.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        }
+        // The size of lengths, from the superblock at byte 0 (this check is for files without a
+        // user block).
+        guard let superblock = read(16, at: 0), superblock.starts(with: signature) else { return nil }
+        let lengthSize: Int
+        switch superblock[8] {
+        case 0, 1: lengthSize = Int(superblock[14])
+        case 2, 3: lengthSize = Int(superblock[10])
+        default: return nil
+        }
+        guard lengthSize == 8 || lengthSize == 4 else { return nil }
+        let headerSize = (8 + lengthSize + 7) & ~7  // "GCOL", version, reserved, size; aligned to 8
+        let objectHeaderSize = (8 + lengthSize + 7) & ~7  // index, references, reserved, size
+
+        let chunkSize = 1 << 20
+        var chunk = [UInt8](repeating: 0, count: chunkSize + 3)
+        var start = 0
+        while start < size {
+            let count = min(chunk.count, size - start)
+            guard pread(fd, &chunk, count, off_t(start)) == count else { return nil }
+            var i = 0
+            while i + 4 <= count {
+                defer { i += 1 }
+                guard chunk[i] == 0x47, chunk[i + 1] == 0x43, chunk[i + 2] == 0x4f, chunk[i + 3] == 0x4c else { continue }
+                let at = start + i
+                guard let header = read(headerSize, at: at), header[4] == 1, header[5...7].allSatisfy({ $0 == 0 }) else {
+                    continue
+                }
+                let collectionSize = number(header[8..<(8 + lengthSize)])
+                guard collectionSize >= UInt64(headerSize), collectionSize <= UInt64(size - at) else {
+                    return "damaged HDF5 global heap at byte \(at): a collection of \(collectionSize) bytes"
+                        + " in a file of \(size)"
+                }
+                let end = at + Int(collectionSize)
+                var p = at + headerSize
+                while p < end {
+                    guard p + objectHeaderSize <= end else { break }  // too small for an object: free space
+                    guard let object = read(objectHeaderSize, at: p) else { return nil }
+                    let index = number(object[0..<2])
+                    let objectSize = number(object[8..<(8 + lengthSize)])
+                    let need = index > 0 ? UInt64(objectHeaderSize) &+ ((objectSize &+ 7) & ~7) : objectSize
+                    guard need >= UInt64(objectHeaderSize), objectSize < 1 << 62, need <= UInt64(end - p) else {
+                        return "damaged HDF5 global heap at byte \(at): object \(index) at byte \(p) has \(objectSize)"
+                            + " bytes, the collection ends at byte \(end)"
+                    }
+                    p += Int(need)
+                }
+            }
+            start += chunkSize
+        }
+        return nil
+    }
 }
