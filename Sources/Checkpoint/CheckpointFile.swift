@@ -188,13 +188,16 @@ struct FileOperations: Sendable {
     var close: @Sendable (_ fd: Int32) -> Int32
     var rename: @Sendable (_ from: String, _ to: String) -> Int32
 
-    static let system = FileOperations(
-        open: { Glibc.open($0, $1, $2) },
-        write: { Glibc.write($0, $1, $2) },
-        fsync: { Glibc.fsync($0) },
-        close: { Glibc.close($0) },
-        rename: { Glibc.rename($0, $1) })
+    static let system = FileOperations(open: systemOpen, write: systemWrite, fsync: systemFsync,
+                                       close: systemClose, rename: systemRename)
 }
+
+// The system calls themselves (named apart: inside `FileOperations` the plain names are its members).
+private func systemOpen(_ path: String, _ flags: Int32, _ mode: mode_t) -> Int32 { open(path, flags, mode) }
+private func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int { write(fd, bytes, count) }
+private func systemFsync(_ fd: Int32) -> Int32 { fsync(fd) }
+private func systemClose(_ fd: Int32) -> Int32 { close(fd) }
+private func systemRename(_ from: String, _ to: String) -> Int32 { rename(from, to) }
 
 /// Writes a file so that it replaces the previous one only when complete and on disk: to a
 /// temporary name beside it (`StagedOutputs.temporaryPath`), `fsync`ed, closed, renamed over

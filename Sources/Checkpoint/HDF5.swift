@@ -492,10 +492,17 @@ extension H5 {
         while start < size {
             let count = min(chunk.count, size - start)
             guard pread(fd, &chunk, count, off_t(start)) == count else { return nil }
-            var i = 0
-            while i + 4 <= count {
-                defer { i += 1 }
-                guard chunk[i] == 0x47, chunk[i + 1] == 0x43, chunk[i + 2] == 0x4f, chunk[i + 3] == 0x4c else { continue }
+            let hits: [Int] = chunk.withUnsafeBytes { raw in
+                var hits: [Int] = []
+                var from = 0
+                while from + 4 <= count, let g = memchr(raw.baseAddress! + from, 0x47, count - from - 3) {
+                    let i = UnsafeRawPointer(g) - raw.baseAddress!
+                    if raw[i + 1] == 0x43, raw[i + 2] == 0x4f, raw[i + 3] == 0x4c { hits.append(i) }
+                    from = i + 1
+                }
+                return hits
+            }
+            for i in hits {
                 let at = start + i
                 guard let header = read(headerSize, at: at), header[4] == 1, header[5...7].allSatisfy({ $0 == 0 }) else {
                     continue
