@@ -102,9 +102,10 @@ public struct TrainingState: Equatable, Sendable {
 /// Integrity: the header's CRC-32 covers every byte of the file and is verified before HDF5
 /// reads any (see `read`). Inside, each float buffer also carries a 64-bit FNV-1a checksum of
 /// its float32 little-endian bytes in parameter-table order (for the weights, all datasets
-/// concatenated), verified after reading: the only check of files without the header (written
-/// by Keras, or before the header existed). HDF5's Fletcher32 filter is not used: it needs chunked datasets, which Keras-side tools
-/// do not write, and contiguous datasets keep the file exactly like Keras' own.
+/// concatenated), verified after reading: with the superblock's length, the only checks of
+/// files without the header (written by Keras, or before the header existed). HDF5's Fletcher32
+/// filter is not used: it needs chunked datasets, which Keras-side tools do not write, and
+/// contiguous datasets keep the file exactly like Keras' own.
 ///
 /// Every failure is a `DataError(path, problem)`, one line naming the file.
 public struct Checkpoint: Equatable, Sendable {
@@ -210,10 +211,17 @@ public struct Checkpoint: Equatable, Sendable {
     /// A file this program wrote is verified whole before HDF5 parses any of it
     /// (`CheckpointHeader.verify`: the header, the length, the CRC-32 of every byte), so a
     /// damaged checkpoint is refused in one line and never reaches HDF5's parser, which is not
-    /// robust against damaged input. A file without that header — a Keras weights file, or a
-    /// checkpoint written before the header existed — is read through HDF5 unchecked, as before
-    /// (a truncation check on its superblock first, the FNV-1a checksums of the weights and
-    /// moments after): damage there is detected, but HDF5 itself may fail badly on it.
+    /// robust against damaged input.
+    ///
+    /// A file without that header — a Keras weights file, or a checkpoint written before the
+    /// header existed — is still read, through HDF5 without a whole-file check: its superblock's
+    /// length and its global heap collections (`H5.globalHeapDamage`) are checked first, the
+    /// FNV-1a checksums of the weights and moments after. Most damage is then refused in one
+    /// line, but not all: damaged attributes other than the weights' (epoch, mean, std, history)
+    /// can read as valid, and HDF5 1.10 can still crash (SIGSEGV) on a variable-length string
+    /// whose reference names an object its global heap collection does not have, or allocate up
+    /// to 4 GiB for one whose length is damaged (HDF5 1.14 refuses both). CheckpointFuzzTests
+    /// measures this.
     ///
     /// - Parameter expecting: the configuration of this run. When given, a checkpoint for another
     ///   configuration is refused with a message listing the differing fields; and a file with
