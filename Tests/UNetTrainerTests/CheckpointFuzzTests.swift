@@ -119,6 +119,7 @@ struct CheckpointFuzzTests {
             var crashes: [String] = [], hdf5Crashes: [String] = [], hangs: [String] = [], problems: [String] = []
             var results: [Int: CheckpointFuzzOutcome] = [:]
             var largestGrowth = (kib: 0, index: -1), largestRSS = 0
+            var largeAllocations: [(index: Int, mib: Int)] = []
             var children = 0
             let started = ContinuousClock.now
             let targets = try CheckpointFuzzTargets(path: original, header: false)
@@ -166,6 +167,7 @@ struct CheckpointFuzzTests {
                     } else if parts[0] == "end", parts.count == 4, let rss = Int(parts[2]) {
                         results[index] = CheckpointFuzzOutcome(serialized: parts[3])
                         if let previousRSS, rss - previousRSS > largestGrowth.kib { largestGrowth = (rss - previousRSS, index) }
+                        if let previousRSS, rss - previousRSS > 256 << 10 { largeAllocations.append((index, (rss - previousRSS) >> 10)) }
                         (previousRSS, largestRSS) = (rss, max(largestRSS, rss))
                         begun = nil
                         next = index + 1
@@ -200,6 +202,11 @@ struct CheckpointFuzzTests {
                             + " (SIGSEGV/SIGBUS), \(crashes.count) other crashes, \(hangs.count) hangs;"
                             + " max RSS \(largestRSS / 1024) MiB, largest growth in one case \(largestGrowth.kib / 1024) MiB (case \(largestGrowth.index))")
             for line in hdf5Crashes + crashes + hangs { print("  " + line) }
+            // HDF5 1.10 allocates (and clears) what a damaged variable-length string's length says,
+            // up to the children's 2 GiB limit: listed, not failed (see Checkpoint.read).
+            for (index, mib) in largeAllocations {
+                print("  \(label(index)): the reading process grew by \(mib) MiB: \(results[index].map { "\($0)" } ?? "")")
+            }
             #expect(problems.isEmpty, "\(problems)")
             #expect(results.count + hdf5Crashes.count + crashes.count + hangs.count == Self.plainCases)
             // HDF5 1.10 (Debian 12's) crashes on some damaged files: a reference to a variable-length
