@@ -3,7 +3,7 @@
 optionally checks it.
 
     python3 Launch/reference/check_checkpoint_h5py.py CHECKPOINT.h5            # the tree
-    python3 Launch/reference/check_checkpoint_h5py.py CHECKPOINT.h5 --verify   # + FNV-1a checksums
+    python3 Launch/reference/check_checkpoint_h5py.py CHECKPOINT.h5 --verify   # + header CRC-32, FNV-1a checksums
     /work/.venv-keras/bin/python Launch/reference/check_checkpoint_h5py.py CHECKPOINT.h5 --keras
         # + Keras' model.load_weights into the tutorial's U-Net (unet_keras.py, in this folder or
         #   $UNET_REFERENCE_DIR), and
@@ -14,7 +14,9 @@ Needs h5py and NumPy (the tree and --verify); --keras also needs TensorFlow/Kera
 import argparse
 import json
 import os
+import struct
 import sys
+import zlib
 
 import h5py
 import numpy as np
@@ -73,6 +75,31 @@ def fnv1a64(array):
     return h
 
 
+def verify_header(path):
+    """The 512-byte header UNetTrainer writes in HDF5's user block (Sources/Checkpoint/
+    CheckpointFile.swift): magic, version, user block size, file length, CRC-32 (zlib's) of the
+    bytes after the block, CRC-32 of the block with its own field zero. Files without it (Keras'
+    own, or checkpoints written before it existed) have nothing to check here."""
+    with open(path, "rb") as file:
+        data = file.read()
+    if not data.startswith(b"UNETCKPT"):
+        print("no UNetTrainer header (a Keras file, or a checkpoint from before the header): not checked")
+        return True
+    version, block, length, crc, header_crc = struct.unpack_from("<IIQII", data, 8)
+    header = bytearray(data[:512])
+    header[28:32] = bytes(4)
+    checks = [
+        ("header crc32", zlib.crc32(header) == header_crc),
+        ("version 1", version == 1),
+        ("512-byte user block", block == 512),
+        (f"length {length}", length == len(data)),
+        (f"crc32 {crc:#010x} of bytes [512, {length})", zlib.crc32(data[512:]) == crc),
+    ]
+    for name, good in checks:
+        print(f"header: {name} {'ok' if good else 'MISMATCH'}")
+    return all(good for _, good in checks)
+
+
 def weights_in_order(f):
     """The float32 weight arrays as Keras reads them: weighted layers of layer_names in order, each
     weight_names entry in order."""
@@ -124,12 +151,15 @@ def keras_check(f, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint")
-    parser.add_argument("--verify", action="store_true", help="recompute the FNV-1a checksums (slow in Python)")
+    parser.add_argument("--verify", action="store_true",
+                        help="check the header's CRC-32 and recompute the FNV-1a checksums (slow in Python)")
     parser.add_argument("--keras", action="store_true", help="load the file with Keras' model.load_weights")
     args = parser.parse_args()
+    ok = True
+    if args.verify:
+        ok &= verify_header(args.checkpoint)
     with h5py.File(args.checkpoint, "r") as f:
         print_tree(f)
-        ok = True
         if args.verify:
             ok &= verify(f)
         if args.keras:

@@ -87,8 +87,10 @@ public struct TrainingState: Equatable, Sendable {
 /// A U-Net checkpoint: an HDF5 file that Keras can load as weights and this trainer can resume
 /// from.
 ///
-/// Layout (see `KerasLegacyWeights` for the root, which `model.load_weights("x.h5")` reads and
-/// which ignores everything else):
+/// The file starts with a 512-byte `CheckpointHeader` (HDF5's user block, which HDF5, h5py and
+/// Keras skip): magic, length and a CRC-32 of the rest. The HDF5 layout follows (see
+/// `KerasLegacyWeights` for the root, which `model.load_weights("x.h5")` reads and which
+/// ignores everything else):
 ///
 ///     /                         Keras' legacy weights layout: @layer_names, @backend,
 ///                               @keras_version, /<layer>/<layer>/{kernel,bias}, ...
@@ -104,10 +106,13 @@ public struct TrainingState: Equatable, Sendable {
 ///         adam_m, adam_v        float32 (parameterCount,), table order; each with @fnv1a64
 ///         history               scalar UTF-8 string dataset: [EpochRecord] as JSON
 ///
-/// Integrity: each float buffer carries a 64-bit FNV-1a checksum of its float32 little-endian
-/// bytes in parameter-table order (for the weights, all datasets concatenated), verified on
-/// read. HDF5's Fletcher32 filter is not used: it needs chunked datasets, which Keras-side tools
-/// do not write, and contiguous datasets keep the file exactly like Keras' own.
+/// Integrity: the header's CRC-32 covers every byte of the file and is verified before HDF5
+/// reads any (see `read`). Inside, each float buffer also carries a 64-bit FNV-1a checksum of
+/// its float32 little-endian bytes in parameter-table order (for the weights, all datasets
+/// concatenated), verified after reading: with the superblock's length, the only checks of
+/// files without the header (written by Keras, or before the header existed). HDF5's Fletcher32
+/// filter is not used: it needs chunked datasets, which Keras-side tools do not write, and
+/// contiguous datasets keep the file exactly like Keras' own.
 ///
 /// Every failure is a `DataError(path, problem)`, one line naming the file.
 public struct Checkpoint: Equatable, Sendable {
@@ -128,10 +133,25 @@ public struct Checkpoint: Equatable, Sendable {
 
     // MARK: Writing
 
-    /// Writes the checkpoint to `path`: to a temporary file beside it, renamed into place when
-    /// complete (`writeAtomically`), so a failure leaves any previous file untouched and no
-    /// temporary behind.
+    /// Writes the checkpoint to `path` so that the previous file there stays whole and readable
+    /// until the new one is complete and on disk, and a failure leaves nothing else behind.
+    ///
+    /// HDF5 builds the file in memory (`HDF5Image`: it never writes to disk itself), with a
+    /// 512-byte user block that receives the `CheckpointHeader` (length and CRC-32 of the rest,
+    /// verified by `read` before HDF5 parses anything). `DurableFile` then writes it to a
+    /// temporary name beside `path`, `fsync`s it, renames it over `path` and `fsync`s the folder.
+    /// A failed write — a full disk, a read-only or missing folder, a short write, a failing
+    /// `fsync` or `rename` — throws one `DataError` naming `path`, the step and the system's
+    /// reason ("No space left on device"), removes the temporary file and leaves the previous
+    /// checkpoint as it was. Writing costs the file's size in memory (the in-memory image).
     public func write(to path: String) throws {
+        try write(to: path, operations: .system)
+    }
+
+    /// `write(to:)` through `operations` (a test makes them fail); `header: false` writes the
+    /// file as versions before the header did: plain HDF5, no user block (for tests of that
+    /// reading path).
+    func write(to path: String, operations: FileOperations, header: Bool = true) throws {
         do {
             try configuration.validate()
         } catch {
@@ -148,30 +168,21 @@ public struct Checkpoint: Equatable, Sendable {
         }
         let configurationJSON = try Self.json(configuration)
         let historyJSON = try state.map { try Self.json($0.history) }
-        try writeAtomically(path) { temporary in
-            try H5.quietly {
-                do {
-                    errno = 0
-                    let file = H5Fcreate(temporary, chdf5_acc_trunc(), H5.plist, H5.plist)
-                    guard file >= 0 else {
-                        let reason = errno != 0 ? String(cString: strerror(errno)) : H5.lastError()
-                        throw HDF5Problem("cannot create temporary file \(temporary): \(reason)")
+        let image = try H5.quietly {
+            do {
+                return try HDF5Image(name: StagedOutputs.temporaryPath(for: path),
+                                     userBlock: header ? CheckpointHeader.size : 0) { file in
+                    try parameters.withUnsafeBufferPointer {
+                        try KerasLegacyWeights.write(file, configuration: configuration, parameters: $0)
                     }
-                    do {
-                        try parameters.withUnsafeBufferPointer {
-                            try KerasLegacyWeights.write(file, configuration: configuration, parameters: $0)
-                        }
-                        try writeTrainerGroup(file, configurationJSON: configurationJSON, historyJSON: historyJSON)
-                    } catch {
-                        H5Fclose(file)
-                        throw error
-                    }
-                    try H5.check(H5Fclose(file), "cannot finish writing \(temporary)")
-                } catch let problem as HDF5Problem {
-                    throw DataError(path, problem.message)
+                    try writeTrainerGroup(file, configurationJSON: configurationJSON, historyJSON: historyJSON)
                 }
+            } catch let problem as HDF5Problem {
+                throw DataError(path, "cannot write a checkpoint: \(problem.message)")
             }
         }
+        if header { CheckpointHeader.stamp(image.bytes) }
+        try DurableFile.write(UnsafeRawBufferPointer(image.bytes), to: path, operations: operations)
     }
 
     private func writeTrainerGroup(_ file: hid_t, configurationJSON: String, historyJSON: String?) throws {
@@ -210,6 +221,21 @@ public struct Checkpoint: Equatable, Sendable {
 
     /// Reads the checkpoint at `path`.
     ///
+    /// A file this program wrote is verified whole before HDF5 parses any of it
+    /// (`CheckpointHeader.verify`: the header, the length, the CRC-32 of every byte), so a
+    /// damaged checkpoint is refused in one line and never reaches HDF5's parser, which is not
+    /// robust against damaged input.
+    ///
+    /// A file without that header — a Keras weights file, or a checkpoint written before the
+    /// header existed — is still read, through HDF5 without a whole-file check: its superblock's
+    /// length and its global heap collections (`H5.globalHeapDamage`) are checked first, the
+    /// FNV-1a checksums of the weights and moments after. Most damage is then refused in one
+    /// line, but not all: damaged attributes other than the weights' (epoch, mean, std, history)
+    /// can read as valid, and HDF5 1.10 can still crash (SIGSEGV) on a variable-length string
+    /// whose reference names an object its global heap collection does not have, or allocate up
+    /// to 4 GiB for one whose length is damaged (HDF5 1.14 refuses both). CheckpointFuzzTests
+    /// measures this.
+    ///
     /// - Parameter expecting: the configuration of this run. When given, a checkpoint for another
     ///   configuration is refused with a message listing the differing fields; and a file with
     ///   Keras' weights only (no `/unet_trainer` group, e.g. written by Keras-side tools) is
@@ -218,6 +244,7 @@ public struct Checkpoint: Equatable, Sendable {
         var status = stat()
         guard stat(path, &status) == 0 else { throw DataError(path, String(cString: strerror(errno))) }
         guard status.st_mode & S_IFMT == S_IFREG else { throw DataError(path, "not a regular file") }
+        let kind = try CheckpointHeader.verify(path)
         return try H5.quietly {
             do {
                 let isHDF5 = try H5.check(H5Fis_hdf5(path), "cannot read")
@@ -225,6 +252,7 @@ public struct Checkpoint: Equatable, Sendable {
                 if let (actual, stored) = H5.truncation(path) {
                     throw HDF5Problem("truncated HDF5 file: \(actual) bytes, its superblock says \(stored)")
                 }
+                if kind == .plainHDF5, let damage = H5.globalHeapDamage(path) { throw HDF5Problem(damage) }
                 let file = H5Fopen(path, chdf5_acc_rdonly(), H5.plist)
                 guard file >= 0 else { throw HDF5Problem("corrupt HDF5 file: \(H5.lastError())") }
                 defer { H5.close(file) }

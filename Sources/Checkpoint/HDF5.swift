@@ -7,10 +7,25 @@ import Musl
 #endif
 
 /// A problem inside an HDF5 file, in one line and without the file's path (the public entry
-/// points turn it into `DataError(path, message)`).
+/// points turn it into `DataError(path, message)`). Names and text read from a damaged file can
+/// hold any byte: control characters are shown escaped (`\x07`), so the message stays one line.
 struct HDF5Problem: Error {
     let message: String
-    init(_ message: String) { self.message = message }
+    init(_ message: String) { self.message = Self.printable(message) }
+
+    static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}" {
+                let digits = String(scalar.value, radix: 16)
+                out += scalar.value <= 0xff ? "\\x" + String(repeating: "0", count: 2 - digits.count) + digits
+                                            : "\\u{\(digits)}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
 }
 
 /// The few HDF5 calls the checkpoint needs, as throwing helpers.
@@ -211,7 +226,7 @@ enum H5 {
         let rank = Int(try check(H5Sget_simple_extent_ndims(space), "cannot read the shape of \(name)"))
         var dims = [hsize_t](repeating: 0, count: rank)
         try check(H5Sget_simple_extent_dims(space, &dims, nil), "cannot read the shape of \(name)")
-        return dims.map { Int($0) }
+        return dims.map { Int(clamping: $0) }  // a damaged extent beyond Int.max: shown as Int.max
     }
 
     /// Reads a floating-point dataset whose shape the caller checked into `buffer` as float32.
@@ -244,7 +259,8 @@ enum H5 {
         defer { close(attribute) }
         let (type, space) = try typeAndSpace(attribute, name)
         defer { close(type); close(space) }
-        return try readStrings(type: type, space: space, name: "attribute \(name)") { memoryType, buffer in
+        return try readStrings(type: type, space: space, name: "attribute \(name)",
+                               storage: Int(clamping: H5Aget_storage_size(attribute))) { memoryType, buffer in
             H5Aread(attribute, memoryType, buffer)
         }
     }
@@ -257,7 +273,8 @@ enum H5 {
         defer { close(type) }
         let space = try check(H5Dget_space(dataset), "cannot read the shape of \(path)")
         defer { close(space) }
-        let strings = try readStrings(type: type, space: space, name: "dataset \(path)") { memoryType, buffer in
+        let strings = try readStrings(type: type, space: space, name: "dataset \(path)",
+                                      storage: Int(clamping: H5Dget_storage_size(dataset))) { memoryType, buffer in
             H5Dread(dataset, memoryType, chdf5_s_all(), chdf5_s_all(), plist, buffer)
         }
         guard strings.count == 1 else { throw HDF5Problem("dataset \(path) is not a single string") }
@@ -279,11 +296,20 @@ enum H5 {
         return (type, space)
     }
 
-    private static func readStrings(type: hid_t, space: hid_t, name: String,
+    /// `storage`: the bytes the strings take in the file (H5Aget_storage_size or
+    /// H5Dget_storage_size), which bound their number (a variable-length string takes 16 bytes
+    /// there, its text being elsewhere) and so what is allocated here, whatever a damaged
+    /// dataspace says.
+    private static func readStrings(type: hid_t, space: hid_t, name: String, storage: Int,
                                     read: (hid_t, UnsafeMutableRawPointer) -> herr_t) throws -> [String] {
         let count = Int(try check(H5Sget_simple_extent_npoints(space), "cannot read the shape of \(name)"))
         if count == 0 { return [] }
         guard H5Tget_class(type) == H5T_STRING else { throw HDF5Problem("\(name) is not a string") }
+        let size = H5Tget_size(type)
+        let (total, overflow) = count.multipliedReportingOverflow(by: max(size, 1))
+        guard size > 0, !overflow, total <= storage else {
+            throw HDF5Problem("\(name): \(count) strings of \(size) bytes do not fit its \(storage) bytes in the file")
+        }
         if H5Tis_variable_str(type) > 0 {
             let memoryType = try variableStringType(utf8: H5Tget_cset(type) == H5T_CSET_UTF8)
             defer { close(memoryType) }
@@ -295,8 +321,6 @@ enum H5 {
             return pointers.map { $0.map { String(cString: $0) } ?? "" }
         }
         // Fixed length: `size` bytes each, padded with NULs or spaces.
-        let size = H5Tget_size(type)
-        guard size > 0 else { throw HDF5Problem("cannot read \(name): \(lastError())") }
         var bytes = [UInt8](repeating: 0, count: count * size)
         _ = try bytes.withUnsafeMutableBytes { raw in
             try check(read(type, raw.baseAddress!), "cannot read \(name)")
@@ -354,7 +378,8 @@ extension H5 {
     /// state behind on that failure ("HDF5: infinite loop closing library" at exit). The
     /// superblock sits at offset 0, 512, 1024, 2048, ... (after a user block); its end-of-file
     /// address is at byte 24 + 2 x sizeof(offsets) (version 0), 28 + 2 x (version 1) or
-    /// 12 + 2 x (versions 2 and 3), relative to the base address that precedes it.
+    /// 12 + 2 x (versions 2 and 3). Unlike the other addresses it is absolute: it counts the
+    /// user block (HDF5 compares it with the file's size; checked with h5py and HDF5 1.10).
     static func truncation(_ path: String) -> (actual: Int, stored: Int)? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
@@ -362,36 +387,150 @@ extension H5 {
         var status = stat()
         guard fstat(fd, &status) == 0 else { return nil }
         let size = Int(status.st_size)
-        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]
         var location = 0
         while location + 48 <= size {
             var header = [UInt8](repeating: 0, count: 48)
             guard pread(fd, &header, 48, off_t(location)) == 48 else { return nil }
-            if Array(header[0..<8]) == signature {
-                let (offsetSize, baseAt): (Int, Int)
-                switch header[8] {
-                case 0: (offsetSize, baseAt) = (Int(header[13]), 24)
-                case 1: (offsetSize, baseAt) = (Int(header[13]), 28)
-                case 2, 3: (offsetSize, baseAt) = (Int(header[9]), 12)
-                default: return nil
-                }
-                guard offsetSize == 8 || offsetSize == 4, baseAt + 3 * offsetSize <= 48 else { return nil }
-                func address(_ at: Int) -> UInt64 {
-                    (0..<offsetSize).reduce(UInt64(0)) { $0 | UInt64(header[at + $1]) << (8 * UInt64($1)) }
-                }
-                let base = address(baseAt), end = address(baseAt + 2 * offsetSize)
-                let undefined = offsetSize == 8 ? UInt64.max : UInt64(UInt32.max)
-                guard end != undefined, base < 1 << 62, end < 1 << 62 else { return nil }
-                let stored = Int(base + end)
+            if header.starts(with: signature) {
+                guard let stored = header.withUnsafeBytes(storedEnd) else { return nil }
                 return stored > size ? (size, stored) : nil
             }
             location = location == 0 ? 512 : 2 * location
         }
         return nil
     }
+
+    /// HDF5's format signature, which starts every superblock.
+    static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]
+
+    /// Where the superblock of the in-memory file `image` is and where the file ends by its
+    /// account (its end-of-file address); nil when neither is found.
+    static func superblockEnd(_ image: UnsafeRawBufferPointer) -> (location: Int, end: Int)? {
+        var location = 0
+        while location + 48 <= image.count {
+            let header = UnsafeRawBufferPointer(rebasing: image[location..<(location + 48)])
+            if header.starts(with: signature) {
+                return storedEnd(header).map { (location, $0) }
+            }
+            location = location == 0 ? 512 : 2 * location
+        }
+        return nil
+    }
+
+    /// The end of the file by the account of the superblock whose first 48 bytes are `header`
+    /// (its end-of-file address, which is absolute); nil when undecidable (unknown version, odd
+    /// offset size, undefined or absurd addresses).
+    private static func storedEnd(_ header: UnsafeRawBufferPointer) -> Int? {
+        let (offsetSize, baseAt): (Int, Int)
+        switch header[8] {
+        case 0: (offsetSize, baseAt) = (Int(header[13]), 24)
+        case 1: (offsetSize, baseAt) = (Int(header[13]), 28)
+        case 2, 3: (offsetSize, baseAt) = (Int(header[9]), 12)
+        default: return nil
+        }
+        guard offsetSize == 8 || offsetSize == 4, baseAt + 3 * offsetSize <= 48 else { return nil }
+        func address(_ at: Int) -> UInt64 {
+            (0..<offsetSize).reduce(UInt64(0)) { $0 | UInt64(header[at + $1]) << (8 * UInt64($1)) }
+        }
+        let end = address(baseAt + 2 * offsetSize)
+        let undefined = offsetSize == 8 ? UInt64.max : UInt64(UInt32.max)
+        guard end != undefined, end < 1 << 62 else { return nil }
+        return Int(end)
+    }
 }
 
 /// `close(2)` (inside `H5`, `close` names the HDF5 helper).
 private func closeDescriptor(_ fd: Int32) {
     _ = close(fd)
+}
+
+// MARK: - Global heap collections
+
+extension H5 {
+    /// A problem with a global heap collection of the HDF5 file at `path` (where HDF5 keeps
+    /// variable-length strings: `layer_names`, `weight_names`, the configuration, the history),
+    /// or nil when all are sound (or the file cannot be examined).
+    ///
+    /// HDF5 1.10 decodes a collection trusting its sizes: an object whose size runs past the end
+    /// of its collection makes `H5HG_read` read out of bounds (SIGSEGV), a free-space object of
+    /// size 0 makes the decoder loop forever. Fuzzing files without the checkpoint header
+    /// (CheckpointFuzzTests) found both, and every hang found there was one; this walks every
+    /// collection as HDF5 will, before HDF5 does. (It cannot see a damaged reference to a
+    /// collection's object, which sits in an attribute's data: HDF5 1.10 still crashes on some of
+    /// those.) Collections are found by their signature, "GCOL" then version 1 and three zero
+    /// bytes (8 bytes that float data does not produce by chance); the layout is the HDF5 format
+    /// specification's (III.E).
+    static func globalHeapDamage(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { closeDescriptor(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { return nil }
+        let size = Int(status.st_size)
+        func read(_ count: Int, at offset: Int) -> [UInt8]? {
+            guard offset >= 0, offset + count <= size else { return nil }
+            var bytes = [UInt8](repeating: 0, count: count)
+            return pread(fd, &bytes, count, off_t(offset)) == count ? bytes : nil
+        }
+        func number(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+            bytes.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        }
+        // The size of lengths, from the superblock at byte 0 (this check is for files without a
+        // user block).
+        guard let superblock = read(16, at: 0), superblock.starts(with: signature) else { return nil }
+        let lengthSize: Int
+        switch superblock[8] {
+        case 0, 1: lengthSize = Int(superblock[14])
+        case 2, 3: lengthSize = Int(superblock[10])
+        default: return nil
+        }
+        guard lengthSize == 8 || lengthSize == 4 else { return nil }
+        let headerSize = (8 + lengthSize + 7) & ~7  // "GCOL", version, reserved, size; aligned to 8
+        let objectHeaderSize = (8 + lengthSize + 7) & ~7  // index, references, reserved, size
+
+        let chunkSize = 1 << 20
+        var chunk = [UInt8](repeating: 0, count: chunkSize + 3)
+        var start = 0
+        while start < size {
+            let count = min(chunk.count, size - start)
+            guard pread(fd, &chunk, count, off_t(start)) == count else { return nil }
+            let hits: [Int] = chunk.withUnsafeBytes { raw in
+                var hits: [Int] = []
+                var from = 0
+                while from + 4 <= count, let g = memchr(raw.baseAddress! + from, 0x47, count - from - 3) {
+                    let i = UnsafeRawPointer(g) - raw.baseAddress!
+                    if raw[i + 1] == 0x43, raw[i + 2] == 0x4f, raw[i + 3] == 0x4c { hits.append(i) }
+                    from = i + 1
+                }
+                return hits
+            }
+            for i in hits {
+                let at = start + i
+                guard let header = read(headerSize, at: at), header[4] == 1, header[5...7].allSatisfy({ $0 == 0 }) else {
+                    continue
+                }
+                let collectionSize = number(header[8..<(8 + lengthSize)])
+                guard collectionSize >= UInt64(headerSize), collectionSize <= UInt64(size - at) else {
+                    return "damaged HDF5 global heap at byte \(at): a collection of \(collectionSize) bytes"
+                        + " in a file of \(size)"
+                }
+                let end = at + Int(collectionSize)
+                var p = at + headerSize
+                while p < end {
+                    guard p + objectHeaderSize <= end else { break }  // too small for an object: free space
+                    guard let object = read(objectHeaderSize, at: p) else { return nil }
+                    let index = number(object[0..<2])
+                    let objectSize = number(object[8..<(8 + lengthSize)])
+                    let need = index > 0 ? UInt64(objectHeaderSize) &+ ((objectSize &+ 7) & ~7) : objectSize
+                    guard need >= UInt64(objectHeaderSize), objectSize < 1 << 62, need <= UInt64(end - p) else {
+                        return "damaged HDF5 global heap at byte \(at): object \(index) at byte \(p) has \(objectSize)"
+                            + " bytes, the collection ends at byte \(end)"
+                    }
+                    p += Int(need)
+                }
+            }
+            start += chunkSize
+        }
+        return nil
+    }
 }

@@ -1,5 +1,5 @@
 import CHDF5
-import Checkpoint
+@testable import Checkpoint
 import DataIO
 import Foundation
 import Model
@@ -7,7 +7,9 @@ import Random
 import Testing
 
 /// Checkpoints: round trips, the Keras legacy layout (against Keras' own file when the fixture is
-/// present), imports of weights-only files, and one-line errors for every kind of bad file.
+/// present), imports of weights-only files, one-line errors for every kind of bad file, the
+/// whole-file header checked before HDF5 reads anything, and failed writes that keep the previous
+/// file.
 @Suite("Checkpoint")
 struct CheckpointTests {
     static let small = UNetConfiguration(rows: 16, cols: 16, filters: 2, depth: 2, upsample: .nearest)
@@ -226,9 +228,16 @@ struct CheckpointTests {
             try makeCheckpoint(Self.small, withState: true).write(to: path)
             let bytes = try readBytes(path)
             try writeBytes(Array(bytes[..<(bytes.count / 2)]), path)
-            let error = try readError(path)
-            #expect(error.description == path + ": truncated HDF5 file: \(bytes.count / 2) bytes,"
-                + " its superblock says \(bytes.count)")
+            #expect(try readError(path).description == path + ": truncated: \(bytes.count / 2) of \(bytes.count) bytes")
+            try writeBytes(Array(bytes[..<100]), path)
+            #expect(try readError(path).description == path + ": truncated: 100 bytes, less than its 512-byte checkpoint header")
+
+            // Without the header (as before it existed), HDF5's superblock tells.
+            try makeCheckpoint(Self.small, withState: true).write(to: path, operations: .system, header: false)
+            let plain = try readBytes(path)
+            try writeBytes(Array(plain[..<(plain.count / 2)]), path)
+            #expect(try readError(path).description == path + ": truncated HDF5 file: \(plain.count / 2) bytes,"
+                + " its superblock says \(plain.count)")
         }
     }
 
@@ -251,21 +260,140 @@ struct CheckpointTests {
         }
     }
 
+    /// One flipped bit in a weight or a moment: the whole-file CRC-32 refuses the file before HDF5
+    /// reads it; with the header recomputed over the damage (or without a header, as files written
+    /// before it existed), the FNV-1a checksums inside still catch it.
     @Test func corruptedWeightOrMomentFailsTheChecksum() throws {
         try withTemporaryDirectory { dir in
             let path = dir + "/c.h5"
-            try makeCheckpoint(Self.small, withState: true).write(to: path)
-            let original = try readBytes(path)
-            for (dataset, what) in [("conv2d_1/conv2d_1/kernel", "the weights"),
-                                    ("unet_trainer/training_state/adam_v", "unet_trainer/training_state/adam_v")] {
-                let offset = try #require(dataOffset(path, dataset))
-                var bytes = original
-                bytes[offset + 5] ^= 0x10
-                try writeBytes(bytes, path)
-                let error = try readError(path)
-                #expect(error.description.hasPrefix(path + ": checksum mismatch in \(what) (stored 0x"))
-                #expect(error.description.hasSuffix("): the file is corrupt"))
+            for header in [true, false] {
+                try makeCheckpoint(Self.small, withState: true).write(to: path, operations: .system, header: header)
+                let original = try readBytes(path)
+                for (dataset, what) in [("conv2d_1/conv2d_1/kernel", "the weights"),
+                                        ("unet_trainer/training_state/adam_v", "unet_trainer/training_state/adam_v")] {
+                    let offset = try #require(dataOffset(path, dataset))
+                    var bytes = original
+                    bytes[offset + 5] ^= 0x10
+                    try writeBytes(bytes, path)
+                    if header {
+                        let error = try readError(path)
+                        #expect(error.description.hasPrefix(path + ": checksum mismatch: the file is damaged (expected 0x"))
+                        #expect(error.description.contains(", found 0x"))
+                        try restamp(path)
+                    }
+                    let error = try readError(path)
+                    #expect(error.description.hasPrefix(path + ": checksum mismatch in \(what) (stored 0x"))
+                    #expect(error.description.hasSuffix("): the file is corrupt"))
+                }
             }
+        }
+    }
+
+    // MARK: The header
+
+    @Test func crc32IsZlibs() {
+        #expect(CRC32.checksum([UInt8]()) == 0)
+        #expect(CRC32.checksum("123456789") == 0xCBF4_3926)
+        #expect(CRC32.checksum("The quick brown fox jumps over the lazy dog") == 0x414F_A339)
+        // Slicing-by-8 over any length and alignment, in pieces, equals the bytewise definition.
+        var rng = SeededGenerator(seed: 5)
+        let bytes = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        func bytewise(_ data: ArraySlice<UInt8>) -> UInt32 {
+            var crc: UInt32 = 0xFFFF_FFFF
+            for byte in data {
+                crc ^= UInt32(byte)
+                for _ in 0..<8 { crc = crc & 1 != 0 ? 0xEDB8_8320 ^ (crc >> 1) : crc >> 1 }
+            }
+            return ~crc
+        }
+        for (start, end) in [(0, 1000), (1, 999), (3, 11), (7, 8), (5, 5), (13, 700)] {
+            var crc = CRC32()
+            let middle = (start + end) / 2 + 1
+            bytes[start..<min(middle, end)].withUnsafeBytes { crc.update($0) }
+            bytes[min(middle, end)..<end].withUnsafeBytes { crc.update($0) }
+            #expect(crc.value == bytewise(bytes[start..<end]), "\(start)..<\(end)")
+        }
+    }
+
+    /// The file is the 512-byte header, then HDF5 (its superblock at byte 512); the header records
+    /// the length and the CRC-32 of the rest, and its own CRC-32.
+    @Test func headerRecordsLengthAndChecksum() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/c.h5"
+            try makeCheckpoint(Self.small, withState: true).write(to: path)
+            let bytes = try readBytes(path)
+            func field<T: FixedWidthInteger>(_ at: Int, _: T.Type) -> T {
+                bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: T.self)) }
+            }
+            #expect(Array(bytes[0..<8]) == Array("UNETCKPT".utf8))
+            #expect(field(8, UInt32.self) == 1 && field(12, UInt32.self) == 512)
+            #expect(field(16, UInt64.self) == UInt64(bytes.count))
+            #expect(field(24, UInt32.self) == CRC32.checksum(Array(bytes[512...])))
+            var block = Array(bytes[0..<512])
+            block.replaceSubrange(28..<32, with: [0, 0, 0, 0])
+            #expect(field(28, UInt32.self) == CRC32.checksum(block))
+            #expect(String(decoding: bytes[32..<64], as: UTF8.self) == "UNetTrainer checkpoint. An HDF5 ")
+            #expect(Array(bytes[512..<520]) == [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a])
+            #expect(try CheckpointHeader.verify(path) == .verified)
+        }
+    }
+
+    /// Each kind of damage to a checkpoint with the header is refused by the header check, in one
+    /// line, before HDF5 is called.
+    @Test func damagedFilesAreRefusedBeforeHDF5() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/c.h5"
+            try makeCheckpoint(Self.small, withState: true).write(to: path)
+            let good = try readBytes(path)
+            let n = good.count
+            func error(_ change: (inout [UInt8]) -> Void, restamp: Bool = false) throws -> String {
+                var bytes = good
+                change(&bytes)
+                if restamp {  // the header made consistent again over the change
+                    bytes.withUnsafeMutableBytes { raw in
+                        raw.storeBytes(of: 0, toByteOffset: 28, as: UInt32.self)
+                        let crc = CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<512]))
+                        raw.storeBytes(of: crc.littleEndian, toByteOffset: 28, as: UInt32.self)
+                    }
+                }
+                try writeBytes(bytes, path)
+                #expect(throws: DataError.self) { try CheckpointHeader.verify(path) }
+                return String(try readError(path).description.dropFirst(path.count + 2))
+            }
+            let crc = good.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 24, as: UInt32.self) }
+            let flipped = try error { $0[n - 10] ^= 0x04 }
+            #expect(flipped.hasPrefix("checksum mismatch: the file is damaged (expected \(hex(crc)), found 0x"))
+            #expect(try error { $0.removeLast(1000) } == "truncated: \(n - 1000) of \(n) bytes")
+            #expect(try error { $0 += [0, 1, 2] } == "3 bytes after the end of the checkpoint (\(n) bytes): the file is damaged")
+            #expect(try error { $0[40] ^= 1 }.hasPrefix("checksum mismatch in the checkpoint header: the file is damaged (expected 0x"))
+            #expect(try error { $0[18] ^= 1 }.hasPrefix("checksum mismatch in the checkpoint header"))
+            #expect(try error { $0[2] = UInt8(ascii: "x") }
+                == "unrecognised 512-byte block before the HDF5 data (a damaged checkpoint header?): not read")
+            #expect(try error({ $0[8] = 2 }, restamp: true) == "checkpoint header version 2, this program reads version 1")
+            #expect(try error({ $0[13] = 4 }, restamp: true) == "invalid checkpoint header: a 1024-byte user block, \(n) bytes in all")
+            #expect(try error({ $0[23] = 0x10 }, restamp: true) == "truncated: \(n) of \(UInt64(n) + 0x1000_0000_0000_0000) bytes")
+            #expect(try error({ $0[24] ^= 0xff }, restamp: true).hasPrefix("checksum mismatch: the file is damaged"))
+            #expect(try error { $0 = Array($0[0..<511]) } == "truncated: 511 bytes, less than its 512-byte checkpoint header")
+            #expect(try error { $0 = Array("UNETCKPT".utf8) } == "truncated: 8 bytes, less than its 512-byte checkpoint header")
+            #expect(try error { $0 = Array("UNETCK".utf8) } == "not an HDF5 file")
+        }
+    }
+
+    /// Files without the header — a Keras weights file, or a checkpoint written before the header
+    /// existed — are still read (through HDF5, unchecked beforehand).
+    @Test func filesWithoutTheHeaderStillRead() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/old.h5"
+            let checkpoint = makeCheckpoint(Self.small, withState: true)
+            try checkpoint.write(to: path, operations: .system, header: false)
+            let bytes = try readBytes(path)
+            #expect(Array(bytes[0..<8]) == [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a])
+            #expect(try CheckpointHeader.verify(path) == .plainHDF5)
+            #expect(try Checkpoint.read(from: path) == checkpoint)
+            // The same HDF5 layout as with the header, byte for byte after it.
+            try checkpoint.write(to: dir + "/new.h5")
+            let new = try readBytes(dir + "/new.h5")
+            #expect(new.count == bytes.count + 512)
         }
     }
 
@@ -280,8 +408,12 @@ struct CheckpointTests {
 
             // Into a folder that does not exist.
             let missing = #expect(throws: DataError.self) { try good.write(to: dir + "/missing/c.h5") }
-            #expect(missing?.description.hasPrefix(dir + "/missing/c.h5: cannot create temporary file ") == true)
+            #expect(missing?.description.hasPrefix(dir + "/missing/c.h5: cannot create temporary file \(dir)/missing/.c.h5.tmp-") == true)
             #expect(missing?.description.hasSuffix(": No such file or directory") == true)
+            // Into a "folder" that is a regular file (what a chmod cannot do to root).
+            let notFolder = #expect(throws: DataError.self) { try good.write(to: path + "/c.h5") }
+            #expect(notFolder?.description.hasPrefix(path + "/c.h5: cannot create temporary file ") == true)
+            #expect(notFolder?.description.hasSuffix(": Not a directory") == true)
             // Over a directory: the file is written under its temporary name, the rename fails.
             try FileManager.default.createDirectory(atPath: dir + "/folder/x", withIntermediateDirectories: true)
             let overFolder = #expect(throws: DataError.self) { try good.write(to: dir + "/folder") }
@@ -296,6 +428,157 @@ struct CheckpointTests {
             #expect(try readBytes(path) == before)
             #expect(try Checkpoint.read(from: path) == good)
         }
+    }
+
+    /// Every system call of a write failing as the system reports it (ENOSPC part-way, a short
+    /// write, EIO from fsync, EDQUOT from close as NFS does, a failing rename, EACCES and EROFS
+    /// on create): one line naming the file, the step and the reason; the previous checkpoint
+    /// byte-identical and loadable; no temporary file left and every descriptor closed.
+    @Test(arguments: SimulatedFailure.allCases)
+    func simulatedWriteFailureKeepsThePreviousCheckpoint(failure: SimulatedFailure) throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/c.h5"
+            let previous = makeCheckpoint(Self.small, withState: true)
+            try previous.write(to: path)
+            let before = try readBytes(path)
+            var next = previous
+            next.state!.epoch += 1
+            next.parameters[0] += 1
+
+            let recorder = FailingOperations(failure)
+            let error = #expect(throws: DataError.self) { try next.write(to: path, operations: recorder.operations) }
+            let text = error?.description ?? ""
+            #expect(text.hasPrefix(path + ": " + failure.step), "\(text)")
+            #expect(text.contains(": " + failure.reason), "\(text)")
+            #expect(text.hasSuffix(" (the previous file is unchanged)"), "\(text)")
+            #expect(!text.contains("\n"))
+            #expect(recorder.openDescriptors.isEmpty)
+            #expect(listing(dir) == ["c.h5"])
+            #expect(try readBytes(path) == before)
+            #expect(try Checkpoint.read(from: path) == previous)
+        }
+    }
+
+    /// The folder cannot be synced after the rename: the new checkpoint is in place (and says so).
+    @Test func folderSyncFailureAfterTheRenameIsReported() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/c.h5"
+            let previous = makeCheckpoint(Self.small, withState: true)
+            try previous.write(to: path)
+            var next = previous
+            next.state!.epoch += 1
+            let recorder = FailingOperations(.folderSync)
+            let error = #expect(throws: DataError.self) { try next.write(to: path, operations: recorder.operations) }
+            #expect(error?.description == path + ": written, but its folder cannot be synced to disk: Input/output error")
+            #expect(recorder.openDescriptors.isEmpty)
+            #expect(listing(dir) == ["c.h5"])
+            #expect(try Checkpoint.read(from: path) == next)
+        }
+    }
+}
+
+/// A failure `FailingOperations` injects.
+enum SimulatedFailure: CaseIterable, Sendable, CustomTestStringConvertible {
+    case noSpacePartWay, shortWrite, fsyncIOError, closeQuotaExceeded, renameCrossDevice, createDenied, createReadOnly
+    case folderSync
+
+    static let allCases: [SimulatedFailure] = [.noSpacePartWay, .shortWrite, .fsyncIOError, .closeQuotaExceeded,
+                                               .renameCrossDevice, .createDenied, .createReadOnly]
+
+    var testDescription: String { "\(self)" }
+
+    /// How the message starts after the path, and the reason it ends with.
+    var step: String {
+        switch self {
+        case .noSpacePartWay, .shortWrite: "cannot write temporary file "
+        case .fsyncIOError: "cannot flush temporary file "
+        case .closeQuotaExceeded: "cannot close temporary file "
+        case .renameCrossDevice: "cannot rename into place"
+        case .createDenied, .createReadOnly: "cannot create temporary file "
+        case .folderSync: "written, but"
+        }
+    }
+
+    var reason: String {
+        switch self {
+        case .noSpacePartWay: "No space left on device"
+        case .shortWrite: "the system accepted only 8192 of "
+        case .fsyncIOError, .folderSync: "Input/output error"
+        case .closeQuotaExceeded: "Disk quota exceeded"
+        case .renameCrossDevice: "Invalid cross-device link"
+        case .createDenied: "Permission denied"
+        case .createReadOnly: "Read-only file system"
+        }
+    }
+}
+
+/// The real system calls, with one failing as `failure` says; records which descriptors are open.
+final class FailingOperations: @unchecked Sendable {
+    private let lock = NSLock()
+    private var open: Set<Int32> = []
+    private var written = 0
+    private var fsyncs = 0
+    let failure: SimulatedFailure
+
+    init(_ failure: SimulatedFailure) { self.failure = failure }
+
+    var openDescriptors: Set<Int32> { lock.withLock { open } }
+
+    var operations: FileOperations {
+        let system = FileOperations.system
+        return FileOperations(
+            open: { path, flags, mode in
+                self.lock.withLock {
+                    if flags & O_CREAT != 0, self.failure == .createDenied || self.failure == .createReadOnly {
+                        errno = self.failure == .createDenied ? EACCES : EROFS
+                        return -1
+                    }
+                    let fd = system.open(path, flags, mode)
+                    if fd >= 0 { self.open.insert(fd) }
+                    return fd
+                }
+            },
+            write: { fd, bytes, count in
+                self.lock.withLock {
+                    if self.failure == .noSpacePartWay || self.failure == .shortWrite, self.written >= 8192 {
+                        if self.failure == .shortWrite { return 0 }
+                        errno = ENOSPC
+                        return -1
+                    }
+                    let partWay = self.failure == .noSpacePartWay || self.failure == .shortWrite
+                    let n = system.write(fd, bytes, partWay ? min(count, 8192 - self.written) : count)
+                    if n > 0 { self.written += n }
+                    return n
+                }
+            },
+            fsync: { fd in
+                self.lock.withLock {
+                    self.fsyncs += 1
+                    if self.failure == .fsyncIOError && self.fsyncs == 1 || self.failure == .folderSync && self.fsyncs == 2 {
+                        errno = EIO
+                        return -1
+                    }
+                    return system.fsync(fd)
+                }
+            },
+            close: { fd in
+                self.lock.withLock {
+                    self.open.remove(fd)
+                    let result = system.close(fd)
+                    if self.failure == .closeQuotaExceeded {
+                        errno = EDQUOT
+                        return -1
+                    }
+                    return result
+                }
+            },
+            rename: { from, to in
+                if self.failure == .renameCrossDevice {
+                    errno = EXDEV
+                    return -1
+                }
+                return system.rename(from, to)
+            })
     }
 }
 
@@ -343,12 +626,23 @@ private func readError(_ path: String, expecting: UNetConfiguration? = nil) thro
 
 private struct CheckpointTestFailure: Error { let message: String }
 
-/// Opens `path` for writing and applies `change` (expected to succeed).
+/// Opens `path` for writing and applies `change` (expected to succeed), then recomputes the
+/// checkpoint header (if the file has one) so that the file reads as written that way.
 private func modify(_ path: String, _ change: (hid_t) -> herr_t) throws {
     let file = H5Fopen(path, chdf5_acc_rdwr(), chdf5_p_default())
     guard file >= 0 else { throw CheckpointTestFailure(message: "cannot open \(path)") }
-    defer { H5Fclose(file) }
-    guard change(file) >= 0 else { throw CheckpointTestFailure(message: "cannot modify \(path)") }
+    let changed = change(file)
+    H5Fclose(file)
+    guard changed >= 0 else { throw CheckpointTestFailure(message: "cannot modify \(path)") }
+    try restamp(path)
+}
+
+/// Recomputes the header of the checkpoint at `path` over its current bytes (no-op without one).
+func restamp(_ path: String) throws {
+    var bytes = try readBytes(path)
+    guard bytes.starts(with: CheckpointHeader.magic) else { return }
+    bytes.withUnsafeMutableBytes { CheckpointHeader.stamp($0) }
+    try writeBytes(bytes, path)
 }
 
 /// Replaces the attribute `name` by an array of fixed-length, NUL-padded ASCII strings (numpy's `S`
