@@ -24,6 +24,13 @@ func systemErrorText(_ code: Int32 = errno) -> String {
     String(cString: strerror(code))
 }
 
+/// The machine's physical memory in bytes: no single array can be larger.
+func physicalMemoryBytes() -> Int {
+    let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+    guard pages > 0, pageSize > 0 else { return Int.max }
+    return pages.multipliedReportingOverflow(by: pageSize).overflow ? Int.max : pages * pageSize
+}
+
 /// `text` with line breaks and other control characters written as escapes (`\n`, `\r`, `\t`,
 /// `\x07`, `\u{2028}`), as Python's `repr` shows them: what is quoted from a file stays on one line.
 func escapingControlCharacters(_ text: String) -> String {

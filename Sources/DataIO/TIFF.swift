@@ -81,6 +81,8 @@ public enum TIFF {
 /// can be decoded on several threads at once without their messages mixing.
 private final class Handle {
     let path: String
+    /// The name libtiff opened (a temporary name when writing).
+    let openedPath: String
     private var tif: OpaquePointer?
     private let options: OpaquePointer
     /// The first error libtiff reported for this file.
@@ -90,6 +92,7 @@ private final class Handle {
 
     init(path: String, mode: String, reportedPath: String? = nil) throws {
         self.path = reportedPath ?? path
+        openedPath = path
         if mode == "r" {
             var info = stat()
             if stat(path, &info) != 0 { throw DataError(self.path, "cannot open: \(systemErrorText())") }
@@ -106,7 +109,11 @@ private final class Handle {
             if handle.firstError == nil {
                 var buffer = [CChar](repeating: 0, count: 512)
                 _ = vsnprintf(&buffer, buffer.count, format, arguments)
-                let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                var text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                // Some libtiff messages start with the file name, which the DataError gives already.
+                for name in [handle.path, handle.openedPath] where text.hasPrefix(name + ": ") {
+                    text = String(text.dropFirst(name.count + 2))
+                }
                 handle.firstError = text
             }
             return 1  // handled: libtiff prints nothing

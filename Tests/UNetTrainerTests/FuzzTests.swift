@@ -207,6 +207,35 @@ struct FuzzTests {
         }
     }
 
+    /// A FIFO named like a data file is refused at once (opening it used to wait for a writer).
+    @Test func fifosAreRefusedWithoutWaiting() throws {
+        try withTemporaryDirectory { dir in
+            for name in ["imgs_train.npy", "1_1.tif"] {
+                let path = dir + "/" + name
+                #expect(mkfifo(path, 0o644) == 0)
+                let error = #expect(throws: DataError.self) {
+                    if name.hasSuffix(".npy") { _ = try NPY.load(path, as: UInt8.self) } else { _ = try TIFF.read(path) }
+                }
+                #expect(error?.path == path && error?.problem == "not a regular file", "\(String(describing: error))")
+            }
+        }
+    }
+
+    /// A sparse file exactly as large as its header says, but larger than memory: refused before
+    /// allocating, the header itself still readable.
+    @Test func npyLargerThanMemoryIsRefused() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/sparse.npy"
+            let memory = physicalMemoryBytes()
+            let header = try #require(NPY.encodeHeader(dtype: .uint8, shape: [memory + 1]))
+            try writeBytes(header, path)
+            #expect(truncate(path, off_t(header.count + memory + 1)) == 0)
+            #expect(try NPY.readHeader(path).shape == [memory + 1])
+            let error = #expect(throws: DataError.self) { _ = try NPY.load(path, as: UInt8.self) }
+            #expect(error?.problem.contains("bytes of memory") == true, "\(String(describing: error))")
+        }
+    }
+
     @Test func hostileNPYHeadersGiveOneLineErrors() throws {
         try withTemporaryDirectory { dir in
             let path = dir + "/bad.npy"
