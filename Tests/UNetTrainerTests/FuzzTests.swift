@@ -283,7 +283,7 @@ struct FuzzRun {
         self.path = path
         if FuzzTests.environment["UNET_FUZZ_DIR"] != nil {
             // Left behind if this case crashes the process.
-            try writeBytes(Array("case \(index) seed \(FuzzTests.seed): \(description)\n".utf8), directory + "/\(format).case")
+            try Self.writeCase(Array("case \(index) seed \(FuzzTests.seed): \(description)\n".utf8), directory + "/\(format).case")
         }
         try Self.writeCase(bytes, path)
         watchdog.begin("\(format) case \(index) (\(description))")
