@@ -58,9 +58,11 @@ for format in npy tiff; do
         grep -E "^\s*$format case [0-9]+|still running|Fatal error|crashed" "$dir/output" | head -20 || true
         if ! grep -q "^fuzz $format:" "$dir/output"; then
             # No summary: the process died in a case, whose file and description are left behind.
-            echo "fuzz: the $format run died (exit status $code) in: $(cat "$dir/$format.case" 2>/dev/null)"
+            last=$(cat "$dir/$format.case" 2>/dev/null || true)
+            index=$(sed -n 's/^case \([0-9]*\) .*/\1/p' <<<"$last")
+            echo "fuzz: the $format run died (exit status $code) in $last"
             echo "fuzz: its file: $(ls "$dir"/case.* 2>/dev/null); the full output: $dir/output"
-            echo "fuzz: reproduce it alone: UNET_FUZZ_SEED=$seed UNET_FUZZ_FIRST=<case> UNET_FUZZ_CASES=1 swift test --filter FuzzTests/$test"
+            echo "fuzz: reproduce it alone: UNET_FUZZ_SEED=$seed UNET_FUZZ_FIRST=${index:-<case>} UNET_FUZZ_CASES=1 swift test --filter FuzzTests/$test"
         fi
     fi
     echo "   ($(( $(date +%s) - start )) s wall)"

@@ -78,6 +78,7 @@ struct FuzzTests {
             var run = FuzzRun(format: "npy", directory: dir)
             let path = dir + "/case.npy"
             for index in Self.first..<(Self.first + Self.cases) {
+                try run.generating(index)
                 var m = Mutator(seed: Self.seed, format: 1, index: index)
                 let base = m.pick(bases)
                 var bytes = base.bytes
@@ -146,6 +147,7 @@ struct FuzzTests {
             var run = FuzzRun(format: "tiff", directory: dir)
             let path = dir + "/case.tif"
             for index in Self.first..<(Self.first + Self.cases) {
+                try run.generating(index)
                 var m = Mutator(seed: Self.seed, format: 2, index: index)
                 let baseIndex = m.below(bases.count)
                 var bytes = bases[baseIndex]
@@ -275,6 +277,13 @@ struct FuzzRun {
     init(format: String, directory: String) {
         self.format = format
         self.directory = directory
+    }
+
+    /// Notes the case about to be generated (in `UNET_FUZZ_DIR`, where a crash leaves it).
+    func generating(_ index: Int) throws {
+        guard FuzzTests.environment["UNET_FUZZ_DIR"] != nil else { return }
+        try Self.writeCase(Array("case \(index) seed \(FuzzTests.seed): (while generating it: a bug of Mutator.swift)\n".utf8),
+                           directory + "/\(format).case")
     }
 
     mutating func begin(index: Int, bytes: [UInt8], path: String, description: String) throws {

@@ -197,8 +197,9 @@ enum NPYMutations {
             let syntax = Array("{}()[],:'\" \n\r\t\\-+.eL0123456789xTFN#\u{00}\u{85}".utf8)
             var edits: [String] = []
             for _ in 0..<(1 + m.below(3)) {
-                guard headerLength > prefix else { break }
-                let at = prefix + m.below(headerLength - prefix)
+                let end = min(headerLength, bytes.count)  // deletions shorten the file
+                guard end > prefix else { break }
+                let at = prefix + m.below(end - prefix)
                 switch m.below(3) {
                 case 0: bytes[at] = m.pick(syntax); edits.append("set [\(at)]")
                 case 1: bytes.remove(at: at); edits.append("deleted [\(at)]")
