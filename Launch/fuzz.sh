@@ -7,9 +7,10 @@
 #   Launch/fuzz.sh [CASES]
 #
 # Environment: SEED (default 1) and FIRST (first case index, default 0) choose the cases; TIMEOUT
-# (seconds one case may take, default 20); MEMORY_GB (the run's address-space limit, default 8, so
-# an absurd allocation fails at once instead of exhausting the machine); SCRATCH_PATH (SwiftPM's
-# --scratch-path, default .build).
+# (seconds one case may take, default 20); MEMORY_GB (the run's address-space limit, default 2:
+# a run needs well under 100 MB resident, so an absurd allocation fails at once, as a crash naming
+# its case, instead of exhausting the machine); SCRATCH_PATH (SwiftPM's --scratch-path, default
+# .build). Coverage-guided fuzzing with libFuzzer and ASan: Launch/libfuzzer/run.sh.
 #
 # Each format runs in its own process and prints one line: cases, reads that succeeded, reads
 # refused with a one-line error naming the file, failures, seconds. A case that crashes or hangs
@@ -44,7 +45,7 @@ for format in npy tiff; do
     start=$(date +%s)
     set +e
     (
-        ulimit -v $(( ${MEMORY_GB:-8} * 1024 * 1024 ))
+        ulimit -v $(( ${MEMORY_GB:-2} * 1024 * 1024 ))
         UNET_FUZZ_CASES=$cases UNET_FUZZ_SEED=$seed UNET_FUZZ_FIRST=$first UNET_FUZZ_DIR=$dir \
         UNET_FUZZ_TIMEOUT=${TIMEOUT:-20} \
             "$bin/UNetTrainerPackageTests.xctest" --testing-library swift-testing --filter "FuzzTests/$test" \
