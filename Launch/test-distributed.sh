@@ -9,7 +9,8 @@
 # 4. a replica whose weights drift (test hook UNET_TEST_CORRUPT_RANK) aborts the job with a
 #    message naming that rank, mpirun exits non-zero, and nothing hangs (timeout);
 # 5. `unet predict` sharded over 2 ranks writes the 1-rank masks, `unet evaluate` prints the 1-rank figures;
-# 6. an error on one rank (rank 0 cannot read the data) ends the whole job, prefixed by the rank.
+# 6. an error on one rank (rank 0 cannot read the data) ends the whole job, prefixed by the rank;
+# 7. more ranks than images in a batch is refused before any work (issue 6, point 7).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Launch/mpi-env.sh
@@ -76,4 +77,13 @@ if mpi 2 "$unet" train --data "$work/missing" --checkpoint "$work/x.h5" "${model
 fi
 grep -q "^\[rank 0\] error: .*missing" "$work/err.out" || { cat "$work/err.out"; echo "FAIL: no rank-prefixed error"; exit 1; }
 grep -m1 "^\[rank 0\]" "$work/err.out"
+
+echo "-- more ranks than images in a batch: refused before any work"
+if mpi 2 "$unet" train --data "$work/data" --checkpoint "$work/ranks.h5" "${model[@]}" --batch-size 1 >"$work/err.out" 2>&1; then
+    echo "FAIL: --batch-size 1 on 2 ranks succeeded"; exit 1
+fi
+grep -q "^\[rank [01]\] error: --batch-size 1 is smaller than the job's 2 ranks" "$work/err.out" \
+    || { cat "$work/err.out"; echo "FAIL: no one-line error about the ranks"; exit 1; }
+[ ! -e "$work/ranks.h5" ] && [ ! -e "$work/ranks.last.h5" ] || { echo "FAIL: a checkpoint was written"; exit 1; }
+grep -m1 "^\[rank [01]\]" "$work/err.out"
 echo "distributed tests passed"

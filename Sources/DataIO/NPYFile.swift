@@ -85,6 +85,13 @@ struct NPYFile {
     func readData<T: NPYScalar>(_ header: NPYHeader) throws -> [T] {
         precondition(T.npyDType == header.dtype && MemoryLayout<T>.stride == header.dtype.itemSize)
         let count = header.elementCount
+        // The size matches the file, but a (sparse) file can be larger than memory: refuse it
+        // here rather than fail to allocate.
+        let memory = physicalMemoryBytes()
+        guard header.dataLength <= memory else {
+            throw DataError(path, "header shape \(pythonTuple(header.shape)) of \(header.dtype) needs"
+                + " \(header.dataLength) bytes, more than this machine's \(memory) bytes of memory")
+        }
         return try [T](unsafeUninitializedCapacity: count) { buffer, initialized in
             let got = try readFully(into: UnsafeMutableRawBufferPointer(buffer))
             guard got == count * MemoryLayout<T>.stride else {
@@ -124,7 +131,9 @@ struct NPYFile {
 
 /// Opens `path` for reading, runs `body`, and closes the file.
 func withOpenFile<R>(_ path: String, _ body: (NPYFile) throws -> R) throws -> R {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    // O_NONBLOCK: opening a FIFO named like a .npy file must not wait for a writer (it is then
+    // refused as not a regular file); reads of regular files are unaffected.
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
     guard fd >= 0 else { throw DataError(path, "cannot open: \(systemErrorText())") }
     defer { close(fd) }
     var info = stat()

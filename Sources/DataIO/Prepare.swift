@@ -231,6 +231,11 @@ public struct DatasetPreparer: Sendable {
         let size = requiredSize ?? (first.height, first.width)
         let plane = size.height * size.width
         let count = names.count
+        let memory = physicalMemoryBytes()
+        guard count <= memory / plane else {
+            throw DataError(folder, "\(count) images of \(size.width)x\(size.height) pixels need \(count * plane) bytes,"
+                + " more than this machine's \(memory) bytes of memory")
+        }
         let errors = Mutex<[Int: DataError]>([:])
         var pixels = [UInt8](repeating: 0, count: count * plane)
         pixels.withUnsafeMutableBufferPointer { buffer in

@@ -43,6 +43,12 @@ public enum TIFF {
     public static let maxSingleAllocation = 256 << 20
     /// The largest width or height accepted.
     public static let maxDimension = 1 << 16
+    /// The most pixels an image may have (8192 x 8192; a Kaggle image has 243,600).
+    public static let maxPixels = 1 << 26
+    /// How much larger than the whole file a compressed image's decoded samples may claim to be.
+    /// Deflate cannot expand more than 1032:1 and LZW about 1400:1; a header claiming more is
+    /// damaged, and is refused before anything is allocated for it.
+    public static let maxCompressionRatio = 1 << 12
 
     /// Reads the first image of the TIFF file at `path`.
     public static func read(_ path: String) throws -> TIFFImage {
@@ -75,18 +81,24 @@ public enum TIFF {
 /// can be decoded on several threads at once without their messages mixing.
 private final class Handle {
     let path: String
+    /// The name libtiff opened (a temporary name when writing).
+    let openedPath: String
     private var tif: OpaquePointer?
     private let options: OpaquePointer
     /// The first error libtiff reported for this file.
     var firstError: String?
+    /// The file's size in bytes (reading only).
+    private(set) var fileSize = 0
 
     init(path: String, mode: String, reportedPath: String? = nil) throws {
         self.path = reportedPath ?? path
+        openedPath = path
         if mode == "r" {
             var info = stat()
             if stat(path, &info) != 0 { throw DataError(self.path, "cannot open: \(systemErrorText())") }
             if (info.st_mode & S_IFMT) != S_IFREG { throw DataError(self.path, "not a regular file") }
             if info.st_size == 0 { throw DataError(self.path, "empty file, not a TIFF image") }
+            fileSize = Int(info.st_size)
         }
         options = TIFFOpenOptionsAlloc()
         TIFFOpenOptionsSetMaxSingleMemAlloc(options, tmsize_t(TIFF.maxSingleAllocation))
@@ -97,7 +109,11 @@ private final class Handle {
             if handle.firstError == nil {
                 var buffer = [CChar](repeating: 0, count: 512)
                 _ = vsnprintf(&buffer, buffer.count, format, arguments)
-                let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                var text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                // Some libtiff messages start with the file name, which the DataError gives already.
+                for name in [handle.path, handle.openedPath] where text.hasPrefix(name + ": ") {
+                    text = String(text.dropFirst(name.count + 2))
+                }
                 handle.firstError = text
             }
             return 1  // handled: libtiff prints nothing
@@ -171,9 +187,27 @@ private final class Handle {
             throw DataError(path, "unsupported photometric interpretation \(photometric) with \(samples) samples per pixel (grayscale and RGB are read)")
         }
 
+        // Sizes are checked against a cap and against the file before anything is allocated: a
+        // damaged header must not make the reader zero gigabytes before libtiff finds the data missing.
+        let pixelCount = width * height
+        guard pixelCount <= TIFF.maxPixels else {
+            throw DataError(path, "image of \(width)x\(height) pixels is larger than the reader's limit of"
+                + " \(TIFF.maxPixels) pixels (a damaged header?)")
+        }
+        let compression = try u16(TIFFTAG_COMPRESSION, default: UInt16(COMPRESSION_NONE))
+        let sampleBytes = pixelCount * samples * (bits / 8)
+        let ratio = compression == UInt16(COMPRESSION_NONE) ? 1 : TIFF.maxCompressionRatio
+        guard sampleBytes <= fileSize * ratio else {
+            let what = "image data of \(width)x\(height) pixels, \(samples) sample\(samples == 1 ? "" : "s") of \(bits) bits each,"
+                + " needs \(sampleBytes) bytes"
+            throw DataError(path, compression == UInt16(COMPRESSION_NONE)
+                ? "\(what) but the file has only \(fileSize) (a damaged header or a truncated file)"
+                : "\(what) decoded, implausible for compression \(compression) when the file has only \(fileSize) bytes"
+                    + " (limit \(TIFF.maxCompressionRatio):1; a damaged header)")
+        }
+
         // Decode every sample into a planar buffer: plane s holds sample s of every pixel.
         let planes = isRGB ? 3 : 1
-        let pixelCount = width * height
         var planeData = [UInt16](repeating: 0, count: planes * pixelCount)
         let bytesPerSample = bits / 8
         let chunky = planar == UInt16(PLANARCONFIG_CONTIG)
@@ -202,7 +236,13 @@ private final class Handle {
             if TIFFIsTiled(tif) != 0 {
                 let tileWidth = Int(try u32(TIFFTAG_TILEWIDTH))
                 let tileHeight = Int(try u32(TIFFTAG_TILELENGTH))
-                guard tileWidth > 0, tileHeight > 0 else { throw DataError(path, "invalid tile size \(tileWidth)x\(tileHeight)") }
+                // Tiles overhang small images (they are multiples of 16), but not absurdly.
+                guard tileWidth > 0, tileHeight > 0, tileWidth <= TIFF.maxDimension, tileHeight <= TIFF.maxDimension,
+                      tileWidth * tileHeight <= max(4 * pixelCount, 1 << 20),
+                      tileWidth * tileHeight * stride * bytesPerSample <= TIFF.maxSingleAllocation
+                else {
+                    throw DataError(path, "invalid tile size \(tileWidth)x\(tileHeight) for a \(width)x\(height) image")
+                }
                 let tileBytes = tileWidth * tileHeight * stride * bytesPerSample
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: tileBytes, alignment: 16)
                 defer { buffer.deallocate() }

@@ -37,7 +37,8 @@ public struct UNetConfiguration: Codable, Equatable, Sendable, CustomStringConve
         guard filters >= 1 else { throw Invalid(description: "filters must be at least 1 (got \(filters))") }
         let unit = 1 << depth
         guard rows >= unit, cols >= unit, rows % unit == 0, cols % unit == 0 else {
-            throw Invalid(description: "rows and cols must be positive multiples of 2^depth = \(unit) (got \(rows)x\(cols))")
+            throw Invalid(description: "rows \(rows) and cols \(cols) must be positive multiples of 2^depth = \(unit)"
+                + " (depth \(depth) halves the image \(depth) times)")
         }
     }
 

@@ -7,6 +7,26 @@ struct DataFolder {
 
     func file(_ name: String) -> String { path + "/" + name }
 
+    /// What `unet train` and `unet evaluate` read (imgs_subject_train.npy is optional).
+    static let trainingFiles = ["imgs_train.npy", "imgs_mask_train.npy"]
+    /// What `unet predict` reads.
+    static let testFiles = ["imgs_test.npy", "imgs_id_test.npy"]
+
+    /// Checks that the folder exists and holds `names`, before any of them is read: a missing
+    /// input is one line naming it, before any work.
+    func require(_ names: [String]) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw DataError(path, "missing data folder (\(String(cString: strerror(errno)))): --data names the folder `unet prepare` writes")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw DataError(path, "not a folder: --data names the folder `unet prepare` writes")
+        }
+        for name in names where !fileExists(file(name)) {
+            throw DataError(file(name), "missing from the data folder (`unet prepare` writes \(names.joined(separator: " and ")))")
+        }
+    }
+
     /// Training images (normalised later) and masks in [0, 1], resized, with their subjects.
     func loadTraining(rows: Int, cols: Int) throws -> (samples: Samples, subjects: [Int32]) {
         let images = try NPY.loadImageStack(file("imgs_train.npy"))

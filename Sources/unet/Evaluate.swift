@@ -28,11 +28,17 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Score every training image instead of the validation subjects.") var all = false
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize: Int = 32
 
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard (0..<1).contains(validationSplit) else { throw ValidationError("--validation-split must be in [0, 1)") }
+    }
+
     func run() throws {
         Job.run { comm in
             guard batchSize >= comm.size else {
                 throw ValidationError("--batch-size \(batchSize) is smaller than the job's \(comm.size) ranks")
             }
+            if comm.isRoot { try DataFolder(path: data).require(DataFolder.trainingFiles) }
             let (model, mean, std) = try loadModel(checkpoint, maxBatch: Trainer.localBatchSize(batchSize, ranks: comm.size),
                                                    communicator: comm)
             let c = model.configuration

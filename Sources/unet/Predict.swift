@@ -34,6 +34,7 @@ struct Predict: ParsableCommand {
             guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
             // Rank 0 reads the checkpoint and the test images; every rank predicts a share.
             var test = Samples(rows: 1, cols: 1, images: [])  // rank 0 fills it
+            if comm.isRoot { try DataFolder(path: data).require(DataFolder.testFiles) }
             let (model, mean, std) = try loadModel(checkpoint, maxBatch: batchSize, communicator: comm)
             let c = model.configuration
             if comm.isRoot {

@@ -53,6 +53,8 @@ struct Train: ParsableCommand {
         var seed = options.seed
         var normalisation: (mean: Float, std: Float) = (0, 1)  // rank 0's; only it writes checkpoints
         if root {
+            // Every input is there before anything is read (or written).
+            try DataFolder(path: data).require(DataFolder.trainingFiles)
             if options.resume {
                 if fileExists(lastPath) {
                     let last = try Checkpoint.read(from: lastPath, expecting: config)

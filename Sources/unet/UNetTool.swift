@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct UNetTool: ParsableCommand {
@@ -22,4 +23,30 @@ struct UNetTool: ParsableCommand {
         version: "0.1.0",
         subcommands: [Synth.self, Prepare.self, Train.self, Predict.self, Submit.self, Run.self, Evaluate.self, Compare.self, Bench.self, Info.self]
     )
+
+    /// ArgumentParser's `main`, except that an error is one line, as every other error of the
+    /// tool: `error: <problem>`, and for a bad command line a pointer to `--help` instead of the
+    /// usage block (exit status 64, EX_USAGE, as ArgumentParser exits). Help and version requests
+    /// print as usual.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }
+            // An ExitCode thrown after the command printed its own error has no message.
+            guard var problem = message(for: error).split(separator: "\n").first.map(String.init) else {
+                Foundation.exit(code.rawValue)
+            }
+            if problem.hasPrefix("Error: ") { problem.removeFirst("Error: ".count) }
+            if code == .validationFailure,
+               let see = fullMessage(for: error).split(separator: "\n").first(where: { $0.contains("See '") }),
+               let start = see.firstIndex(of: "'"), let end = see.lastIndex(of: "'"), start < end {
+                problem += " (see \(see[start...end]))"
+            }
+            Terminal.writeError("error: \(problem)\n")
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
