@@ -49,7 +49,19 @@ public final class StagedOutputs {
 
     /// Renames every staged file to its final name. If one rename fails, the files of this set
     /// already renamed are removed too, so a reader never finds a mix of new and old files.
+    /// Each file is flushed to disk (fsync) first, so a crash after the rename cannot leave a
+    /// complete-looking name over incomplete contents.
     public func commit() throws {
+        for (temporary, final) in staged {
+            let fd = open(temporary, O_RDONLY | O_CLOEXEC)
+            let ok = fd >= 0 && fsync(fd) == 0
+            let reason = ok ? "" : systemErrorText()
+            if fd >= 0 { close(fd) }
+            if !ok {
+                discard()
+                throw DataError(final, "cannot flush \(temporary) to disk: \(reason)")
+            }
+        }
         for (i, (temporary, final)) in staged.enumerated() {
             if rename(temporary, final) != 0 {
                 let reason = systemErrorText()
