@@ -80,7 +80,8 @@ public final class Trainer {
     public let communicator: any Communicator
     /// Seconds spent in the gradient allreduce since the trainer was made (for benchmarks).
     public private(set) var allreduceSeconds = 0.0
-    /// Seconds in the Dice sums and the loss gradient, and in the Adam update (for benchmarks).
+    /// Seconds in the Dice sums and the loss gradient, and in the update (the gradients' finiteness
+    /// check and Adam), for benchmarks.
     public private(set) var lossSeconds = 0.0
     public private(set) var adamSeconds = 0.0
     /// Polled at every step on every rank (e.g. "a SIGTERM arrived"); when it is true on any
@@ -202,6 +203,7 @@ public final class Trainer {
             try model.gradients.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
             allreduceSeconds += monotonicSeconds() - start
         }
+        let adamStart = monotonicSeconds()  // the finiteness check counts as part of the update
         if let gradientHook { model.gradients.withUnsafeMutableBufferPointer { gradientHook($0) } }
         // Every rank holds the same summed gradients, so every rank decides alike: a NaN or an
         // infinity stops training before it reaches the weights (and any checkpoint).
@@ -210,7 +212,6 @@ public final class Trainer {
             throw TrainingError("the gradient of \(view?.kerasName ?? "parameter \(bad)") is \(model.gradients[bad]) at Adam step \(adam.step + 1)"
                 + " (loss \(sums.loss)): training diverged, the weights were not updated (try a lower --lr)")
         }
-        let adamStart = monotonicSeconds()
         adam.update(parameters: &model.parameters, gradients: model.gradients)
         adamSeconds += monotonicSeconds() - adamStart
         return sums
