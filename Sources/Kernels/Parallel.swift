@@ -1,4 +1,5 @@
 import COpenBLAS
+import Synchronization
 
 /// The kernels' own threads. With `threads > 1`, each convolution splits its work across them
 /// (images for im2col, the forward GEMM and the input gradient; output channels for the kernel
@@ -10,17 +11,24 @@ import COpenBLAS
 /// persistent threads woken through a condition variable: a parallel loop allocates nothing
 /// (Dispatch's `concurrentPerform` allocated about 20 blocks per call).
 public enum Parallel {
-    nonisolated(unsafe) public private(set) static var threads = 1
-    nonisolated(unsafe) private static var pool: WorkerPool?
+    /// The thread count and its pool, behind a lock: `unet` sets them once, but tests change
+    /// them while other tests run kernels (a race ThreadSanitizer found). A kernel that reads a
+    /// count and then finds another pool is still correct: `forEach` runs any number of parts
+    /// on whatever pool there is, or serially.
+    private static let state = Mutex<(threads: Int, pool: WorkerPool?)>((1, nil))
+
+    public static var threads: Int { state.withLock { $0.threads } }
 
     /// Uses `threads` threads for the kernels (the caller and `threads - 1` workers); OpenBLAS is
-    /// then single-threaded. Call before any kernel runs, from one thread.
+    /// then single-threaded. Meant to be called once, before any kernel runs.
     public static func configure(threads: Int) {
         let threads = max(1, threads)
         if threads > 1 { openblas_set_num_threads(1) }
-        if threads != Self.threads {
-            pool = threads > 1 ? WorkerPool(workers: threads - 1) : nil
-            Self.threads = threads
+        state.withLock { state in
+            if threads != state.threads {
+                state.pool = threads > 1 ? WorkerPool(workers: threads - 1) : nil
+                state.threads = threads
+            }
         }
     }
 
@@ -37,7 +45,7 @@ public enum Parallel {
     /// are done. `body` must only write memory that no other part touches.
     @inline(__always)
     static func forEach(_ parts: Int, _ body: (Int) -> Void) {
-        guard parts > 1, let pool else {
+        guard parts > 1, let pool = state.withLock({ $0.pool }) else {
             for part in 0..<parts { body(part) }
             return
         }
