@@ -11,7 +11,8 @@
 #    the same for one process (SIGTERM: exit 143) and through Launch/mpi-local.sh (SIGTERM to
 #    the script: it forwards SIGUSR1 to mpirun, exits 143 without predicting; RESUME=1 finishes);
 # 3. a rank that stalls (test hook UNET_TEST_STALL_AT) makes the others' watchdog abort the job
-#    after --collective-timeout, naming the operation and the step.
+#    after --collective-timeout, naming the operation and the step (the setup phase, while rank 0
+#    reads the data, waits at least 600 s whatever the timeout, so a loaded machine is no stall).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Launch/mpi-env.sh
@@ -28,7 +29,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 "$unet" prepare --raw "$work/raw" --out "$work/data" >/dev/null
 # 16 training images, batch 2: 8 steps per epoch (about 0.1 s each with 2 ranks in a debug build).
 model=(--data "$work/data" --rows 32 --cols 48 --filters 8 --depth 3 --lr 1e-3 --seed 3 --batch-size 2)
-epochs=16  # long enough for mpirun's SIGTERM path: it signals the ranks 10 s later
+epochs=12
 mpi "$unet" train "${model[@]}" --checkpoint "$work/straight.h5" --epochs $epochs >/dev/null 2>&1
 
 # The pid of rank R of the job training into CHECKPOINT.
@@ -37,6 +38,10 @@ rank_pid() {
     for pid in $(pgrep -f "unet train .*--checkpoint $2" || true); do
         if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then echo "$pid"; return; fi
     done
+}
+# The pid of the mpirun of the job training into CHECKPOINT (not another job's on this machine).
+job_mpirun() {
+    pgrep -f "^mpirun .*--checkpoint $1( |\$)" | head -1
 }
 # Waits until FILE exists (an epoch is done), then a little more: the job is inside an epoch.
 wait_for() {
@@ -74,15 +79,20 @@ echo "-- kill -9 of rank 0 (the one writing checkpoints) in the middle of an epo
 kill_rank 0
 
 preempt() {  # NAME HOW: start a job, stop it mid-epoch by HOW, check the stop, resume, compare
-    local name=$1 how=$2 out="$work/$1.out"
-    mpi "$unet" train "${model[@]}" --checkpoint "$work/$name.h5" --epochs $epochs >"$out" 2>&1 &
+    local name=$1 how=$2 out="$work/$1.out" slow=()
+    # mpirun passes its SIGTERM on 10 s later: a step delay keeps the job running past that
+    # on any machine (the numbers do not change).
+    # Every stop test runs slowed down a little, so the signal lands mid-run on a fast machine.
+    slow=(-x UNET_TEST_STEP_DELAY=0.05)
+    [ "$how" != mpirun-term ] || slow=(-x UNET_TEST_STEP_DELAY=0.3)
+    mpi "${slow[@]}" "$unet" train "${model[@]}" --checkpoint "$work/$name.h5" --epochs $epochs >"$out" 2>&1 &
     local job=$!
     wait_for "$work/$name.last.h5"
     local start status=0
     start=$(now)
     case $how in
-        mpirun-usr1) kill -USR1 "$(pgrep -x mpirun | head -1)" ;;
-        mpirun-term) kill -TERM "$(pgrep -x mpirun | head -1)" ;;
+        mpirun-usr1) kill -USR1 "$(job_mpirun "$work/$name.h5")" ;;
+        mpirun-term) kill -TERM "$(job_mpirun "$work/$name.h5")" ;;
         ranks-term) kill -TERM "$(rank_pid 0 "$work/$name.h5")" "$(rank_pid 1 "$work/$name.h5")" ;;
     esac
     wait $job || status=$?
@@ -107,7 +117,7 @@ preempt slurm ranks-term
 
 echo "-- preemption of one process (no mpirun): SIGTERM"
 "$unet" train "${model[@]}" --checkpoint "$work/solo.h5" --epochs $epochs >/dev/null 2>&1
-"$unet" train "${model[@]}" --checkpoint "$work/solo-stop.h5" --epochs $epochs >"$work/solo.out" 2>&1 &
+UNET_TEST_STEP_DELAY=0.05 "$unet" train "${model[@]}" --checkpoint "$work/solo-stop.h5" --epochs $epochs >"$work/solo.out" 2>&1 &
 job=$!
 wait_for "$work/solo-stop.last.h5"
 kill -TERM $job
@@ -122,7 +132,7 @@ echo "-- preemption through the launch script: SIGTERM to Launch/mpi-local.sh"
 pipeline_env=(UNET_BIN="$unet" OUT="$work/pipe" EPOCHS=$epochs BATCH=2 LR=1e-3 TRAIN=23 TEST=7 SUBJECTS=3 SEED=5
               UNET_TRAIN_ARGS="--rows 32 --cols 48 --filters 8 --depth 3 --seed 3")
 # (Not under timeout(1), which signals its whole process group, mpirun included.)
-env "${pipeline_env[@]}" Launch/mpi-local.sh 2 >"$work/pipe.out" 2>&1 &
+env "${pipeline_env[@]}" UNET_TEST_STEP_DELAY=0.05 Launch/mpi-local.sh 2 >"$work/pipe.out" 2>&1 &
 job=$!
 wait_for "$work/pipe/unet.last.h5"
 kill -TERM $job

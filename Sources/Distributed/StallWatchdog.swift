@@ -44,6 +44,11 @@ public struct CollectiveContext: Sendable, Equatable {
 /// job). Entering and leaving a collective costs a lock each; nothing is allocated.
 public final class StallWatchdog: @unchecked Sendable {
     public let timeout: Double
+    /// The limit while the context's phase is "setup" (rank 0 reading and preprocessing data or a
+    /// checkpoint while the others wait in a broadcast, which takes as long as the storage makes
+    /// it): at least this, so a short `timeout` meant for training steps does not end a job
+    /// that is loading a large data set.
+    public let setupTimeout: Double
     private struct Watch {
         var operation: StaticString = ""
         var count = 0
@@ -59,9 +64,10 @@ public final class StallWatchdog: @unchecked Sendable {
     /// - Parameters:
     ///   - timeout: seconds a collective may take (> 0).
     ///   - onStall: called once, on the watchdog's thread, with a one-line message.
-    public init(timeout: Double, onStall: @escaping @Sendable (String) -> Void) {
+    public init(timeout: Double, setupTimeout: Double = 600, onStall: @escaping @Sendable (String) -> Void) {
         precondition(timeout > 0, "a stall timeout must be positive")
         self.timeout = timeout
+        self.setupTimeout = max(timeout, setupTimeout)
         self.onStall = onStall
         let box = Unmanaged.passRetained(self)
         let rc = pthread_create(&thread, nil, { raw in
@@ -103,10 +109,12 @@ public final class StallWatchdog: @unchecked Sendable {
             let now = monotonicClock()
             let stall: String? = state.withLock { s in
                 if s.stopped { return "" }
-                guard !s.fired, let started = s.started, now - started > timeout else { return nil }
+                guard !s.fired, let started = s.started else { return nil }
+                let limit = s.context.phase.description == "setup" ? setupTimeout : timeout
+                guard now - started > limit else { return nil }
                 s.fired = true
                 return "stall: \(s.operation) of \(s.count) elements (\(s.context.description)) did not complete"
-                    + " within \(Self.seconds(timeout)) (--collective-timeout): another rank is gone, stuck or far behind"
+                    + " within \(Self.seconds(limit)) (--collective-timeout): another rank is gone, stuck or far behind"
             }
             guard let stall else { continue }
             if stall.isEmpty { return }

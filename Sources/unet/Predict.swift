@@ -30,6 +30,7 @@ struct Predict: ParsableCommand {
     }
 
     func predict(_ comm: any Communicator) throws {
+        comm.annotate(CollectiveContext("setup"))
         do {  // (a scope: the names below are the prediction's)
             guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
             // Rank 0 reads the checkpoint and the test images; every rank predicts a share.

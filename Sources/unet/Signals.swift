@@ -59,12 +59,15 @@ struct StoppedBySignal: Error, CustomStringConvertible {
 ///   must catch it);
 /// - `UNET_TEST_SIGNAL_AT=R:S`: rank R raises SIGTERM after Adam step S (preemption);
 /// - `UNET_TEST_STALL_AT=R:S:SECONDS`: rank R sleeps SECONDS after Adam step S (the stall
-///   watchdog must abort the job).
+///   watchdog must abort the job);
+/// - `UNET_TEST_STEP_DELAY=SECONDS`: every rank sleeps after every step (a slow job, so that a
+///   signal lands mid-run however fast the machine is; the numbers are unchanged).
 struct TestHooks {
     let rank: Int
     let corruptRank: Int?
     private let signalAt: Int?
     private let stallAt: (step: Int, seconds: Double)?
+    private let stepDelay: Double?
 
     init(rank: Int, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.rank = rank
@@ -77,9 +80,11 @@ struct TestHooks {
         }
         signalAt = fields("UNET_TEST_SIGNAL_AT").map { Int($0[1]) }
         stallAt = fields("UNET_TEST_STALL_AT").map { (Int($0[1]), $0.count > 2 ? $0[2] : 3600) }
+        stepDelay = environment["UNET_TEST_STEP_DELAY"].flatMap { Double($0) }.flatMap { $0 > 0 ? $0 : nil }
     }
 
     func afterStep(_ adamStep: Int) {
+        if let stepDelay { sleepSeconds(stepDelay) }
         if signalAt == adamStep { raise(SIGTERM) }
         if let stallAt, stallAt.step == adamStep {
             sleepSeconds(stallAt.seconds)

@@ -41,6 +41,7 @@ struct Train: ParsableCommand {
     /// arrays and the starting state; every rank then runs the same loop; rank 0 alone logs and
     /// writes checkpoints.
     func train(_ comm: any Communicator) throws {
+        comm.annotate(CollectiveContext("setup"))
         let config = options.modelConfiguration
         let root = comm.isRoot
         guard options.batchSize >= comm.size else {
@@ -212,7 +213,8 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Seed of the initialisation and the shuffles.") var seed: UInt64 = 1
     @Option(name: .customLong("collective-timeout"), help: """
         Seconds a collective (allreduce, broadcast) may wait for the other ranks before the job \
-        is aborted with a message naming the operation and the step (0: wait forever).
+        is aborted with a message naming the operation and the step (0: wait forever). While \
+        rank 0 reads the data at the start, the others wait at least 600 s.
         """) var collectiveTimeout: Double = 600
     @Flag(help: """
         Continue from the latest state (FILE with .last before the extension) up to --epochs in \
