@@ -44,7 +44,7 @@ public struct RGBImage: Sendable, Equatable {
     }
 
     /// The pixel in column `x`, row `y` (0 is the top row).
-    public subscript(x: Int, y: Int) -> RGB {
+    public subscript(x x: Int, y y: Int) -> RGB {
         get {
             precondition(x >= 0 && x < width && y >= 0 && y < height)
             let i = 3 * (y * width + x)
