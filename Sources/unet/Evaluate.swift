@@ -10,25 +10,29 @@ struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score a checkpoint on the validation subjects (or all training data).",
         discussion: """
-            Reads:  DATA/imgs_train.npy, DATA/imgs_mask_train.npy, DATA/imgs_subject_train.npy
-                    and a checkpoint written by `unet train`.
-            Prints: loss (-Dice over batches), Dice, and the Kaggle score (mean per-image Dice of
-                    the masks thresholded at 0.5, 1 when both are empty). The validation subjects
-                    are chosen as `unet train` chose them for the same --validation-split.
-            Writes: with --png DIR, DIR/<index>.png per evaluated image (<index>: its row in
-                    imgs_train.npy, from 0): the image at its original size with the outline of
-                    the predicted mask in green, the true one in red, yellow where they agree;
-                    then DIR/scores.csv, one row per picture:
-                      index,subject,file,dice,kaggle,kaggle_full,true_pixels,predicted_pixels
-                    dice and kaggle at the model's size (their means are what evaluate prints),
-                    kaggle_full at the original size (the outlines drawn). DIR is created if
-                    missing; every file is written to a temporary name and renamed. Under
-                    mpirun, rank 0 writes them.
+            Reads:  DATA/imgs_train.npy, DATA/imgs_mask_train.npy,
+                    DATA/imgs_subject_train.npy (from `unet prepare`) and a
+                    checkpoint written by `unet train`.
+            Prints: loss (-Dice over batches), Dice, and the Kaggle score (mean
+                    per-image Dice of the masks thresholded at 0.5, 1 when both
+                    are empty), on the validation subjects `unet train` held out
+                    for the same --validation-split (or every image with --all).
+            Writes: with --png DIR, DIR/<index>.png per evaluated image (<index>:
+                    its row in imgs_train.npy, from 0): the image at its original
+                    size with the predicted outline in green, the true one in red,
+                    yellow where they coincide; then DIR/scores.csv, one row per
+                    picture, in data order, with the columns
+                      index,subject,file,dice,kaggle,kaggle_full,
+                      true_pixels,predicted_pixels
+                    dice and kaggle are measured at the model's size (their means
+                    are the printed figures), kaggle_full and the pixel counts at
+                    the original size (the outlines drawn). DIR is created if
+                    missing. Under mpirun, rank 0 writes the files.
 
             Examples:
               unet evaluate --data data --checkpoint unet.h5
               unet evaluate --data data --checkpoint unet.h5 --all
-              unet evaluate --data data --checkpoint unet.h5 --png pictures
+              unet evaluate --data data --checkpoint unet.h5 --png validation
             """
     )
 

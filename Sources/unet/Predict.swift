@@ -10,20 +10,22 @@ struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Predict nerve masks for the test images with a trained checkpoint.",
         discussion: """
-            Reads:  DATA/imgs_test.npy and DATA/imgs_id_test.npy (from `unet prepare`) and a
-                    checkpoint written by `unet train` (its model configuration and the training
-                    mean and std used to normalise the images).
-            Writes: OUT, float32 (M, rows, cols) probabilities in test order (as the tutorial's
-                    imgs_mask_test.npy), written to a temporary name and renamed.
-                    With --png DIR, also DIR/<id>.png per test image (ids from imgs_id_test.npy):
-                    the image at its original size (imgs_test.npy) with the outline of its
-                    predicted mask in green (probabilities above 0.5, enlarged bilinearly to the
-                    image size as for the submission). DIR is created if missing; each PNG is
-                    written to a temporary name and renamed. Under mpirun, rank 0 writes them.
+            Reads:  DATA/imgs_test.npy and DATA/imgs_id_test.npy (from `unet prepare`)
+                    and a checkpoint written by `unet train` (its model configuration
+                    and the training mean and std that normalise the images).
+            Writes: OUT, float32 (M, rows, cols) probabilities in test order (as the
+                    tutorial's imgs_mask_test.npy), to a temporary name, renamed.
+                    With --png DIR, also DIR/<id>.png per test image (<id> from
+                    imgs_id_test.npy): the image at its original size (580x420 for
+                    Kaggle, from imgs_test.npy) with the outline of its predicted
+                    mask in green: probabilities above 0.5, enlarged bilinearly to
+                    the image's size, the mask the submission holds. DIR is created
+                    if missing. Under mpirun every rank predicts a share; rank 0
+                    writes the files.
 
             Examples:
               unet predict --data data --checkpoint unet.h5 --out imgs_mask_test.npy
-              unet predict --data data --checkpoint unet.h5 --out imgs_mask_test.npy --png pictures
+              unet predict --data data --checkpoint unet.h5 --png pictures
             """
     )
 
