@@ -26,6 +26,9 @@ let package = Package(
         .systemLibrary(
             name: "CHDF5", pkgConfig: "hdf5-serial",
             providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(
+            name: "CPNG", pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]),
 
         // MARK: Distributed communication: the Communicator interface and its MPI implementation.
         .target(name: "Distributed", dependencies: ["CMPI"]),
@@ -51,6 +54,9 @@ let package = Package(
         // MARK: The Kaggle submission: masks back to the image size, run-length encoded, submission.csv.
         .target(name: "Submission", dependencies: ["DataIO"]),
 
+        // MARK: Pictures: PNG through libpng, mask outlines drawn over the images.
+        .target(name: "Pictures", dependencies: ["CPNG", "DataIO"]),
+
         // MARK: Synthetic ultrasound dataset (pure Swift; written to disk through DataIO).
         .target(name: "Synthetic", dependencies: ["Random"]),
 
@@ -58,14 +64,14 @@ let package = Package(
         .executableTarget(
             name: "unet",
             dependencies: [
-                "Distributed", "DataIO", "Synthetic", "Kernels", "Model", "Training", "Checkpoint", "Submission",
-                "CMPI", "COpenBLAS", "CTIFF", "CHDF5",
+                "Distributed", "DataIO", "Synthetic", "Kernels", "Model", "Training", "Checkpoint", "Submission", "Pictures",
+                "CMPI", "COpenBLAS", "CTIFF", "CHDF5", "CPNG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(
             name: "UNetTrainerTests",
-            dependencies: ["Distributed", "DataIO", "Random", "Synthetic", "Kernels", "Model", "Training", "Checkpoint", "Submission", "COpenBLAS", "CHDF5", "CTIFF"],
+            dependencies: ["Distributed", "DataIO", "Random", "Synthetic", "Kernels", "Model", "Training", "Checkpoint", "Submission", "Pictures", "COpenBLAS", "CHDF5", "CTIFF", "CPNG"],
             exclude: ["Fixtures"]),
     ]
 )

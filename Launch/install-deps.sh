@@ -3,7 +3,7 @@
 # Runs `apt-get update` once, and only when something is missing. Needs root or sudo for that.
 set -euo pipefail
 
-packages=(libopenmpi-dev openmpi-bin libopenblas-dev libtiff-dev libhdf5-dev pkg-config)
+packages=(libopenmpi-dev openmpi-bin libopenblas-dev libtiff-dev libhdf5-dev libpng-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

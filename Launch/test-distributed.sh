@@ -9,6 +9,7 @@
 # 4. a replica whose weights drift (test hook UNET_TEST_CORRUPT_RANK) aborts the job with a
 #    message naming that rank, mpirun exits non-zero, and nothing hangs (timeout);
 # 5. `unet predict` sharded over 2 ranks writes the 1-rank masks, `unet evaluate` prints the 1-rank figures;
+#    with --png, predict writes the 1-rank pictures byte for byte, evaluate the same pictures and scores;
 # 6. an error on one rank (rank 0 cannot read the data) ends the whole job, prefixed by the rank;
 # 7. more ranks than images in a batch is refused before any work (issue 6, point 7).
 set -euo pipefail
@@ -60,15 +61,22 @@ echo "aborted with status $status: $(grep -m1 'differ from' "$work/drift.out")"
 echo "-- predict sharded over 2 ranks == 1 rank"
 # 7 test images: shares of 4 and 3; with forward batches of 4 the GEMM shapes are the 1-rank ones,
 # so the masks are bit-identical.
-OPENBLAS_NUM_THREADS=1 "$unet" predict --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 4 --out "$work/p1.npy" 2>/dev/null
-mpi 2 "$unet" predict --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 4 --out "$work/p2.npy" 2>/dev/null
+OPENBLAS_NUM_THREADS=1 "$unet" predict --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 4 --out "$work/p1.npy" --png "$work/pictures1" 2>/dev/null
+mpi 2 "$unet" predict --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 4 --out "$work/p2.npy" --png "$work/pictures2" 2>/dev/null
 cmp "$work/p1.npy" "$work/p2.npy" || { echo "FAIL: the 2-rank masks differ from the 1-rank masks"; exit 1; }
-echo "identical masks"
+[ "$(ls "$work/pictures2" | wc -l)" -eq 7 ] || { ls -a "$work/pictures2"; echo "FAIL: not one picture per test image"; exit 1; }
+diff -r "$work/pictures1" "$work/pictures2" || { echo "FAIL: the 2-rank pictures differ from the 1-rank pictures"; exit 1; }
+echo "identical masks and pictures"
 
 echo "-- evaluate sharded over 2 ranks == 1 rank"
-one=$("$unet" evaluate --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 3)
-two=$(mpi 2 "$unet" evaluate --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 3)
+one=$("$unet" evaluate --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 3 --png "$work/evaluated1" 2>/dev/null)
+two=$(mpi 2 "$unet" evaluate --data "$work/data" --checkpoint "$work/one-5.h5" --batch-size 3 --png "$work/evaluated2" 2>/dev/null)
 [ "$one" = "$two" ] || { echo "FAIL: 1 rank: $one; 2 ranks: $two"; exit 1; }
+[ "$(ls "$work/evaluated2" | wc -l)" -eq 8 ] || { ls -a "$work/evaluated2"; echo "FAIL: not 7 pictures and scores.csv"; exit 1; }
+# Other forward batch shapes than one rank's: the scores agree to 4 places (as the printed figures).
+rounded() { awk -F, -v OFS=, 'NR > 1 { for (i = 4; i <= 6; i++) $i = sprintf("%.4f", $i) } 1' "$1/scores.csv"; }
+[ "$(ls "$work/evaluated1")" = "$(ls "$work/evaluated2")" ] && [ "$(rounded "$work/evaluated1")" = "$(rounded "$work/evaluated2")" ] \
+    || { diff "$work/evaluated1/scores.csv" "$work/evaluated2/scores.csv"; echo "FAIL: the 2-rank pictures or scores differ from the 1-rank ones"; exit 1; }
 echo "$two"
 
 echo "-- an error on rank 0 ends the whole job"

@@ -29,6 +29,13 @@ struct DataFolder {
 
     /// Training images (normalised later) and masks in [0, 1], resized, with their subjects.
     func loadTraining(rows: Int, cols: Int) throws -> (samples: Samples, subjects: [Int32]) {
+        let loaded = try loadTrainingWithOriginals(rows: rows, cols: cols)
+        return (loaded.samples, loaded.subjects)
+    }
+
+    /// The same, and the arrays as read: images and masks (N, H, W) at their original size.
+    func loadTrainingWithOriginals(rows: Int, cols: Int) throws
+        -> (samples: Samples, subjects: [Int32], images: NDArray<UInt8>, masks: NDArray<UInt8>) {
         let images = try NPY.loadImageStack(file("imgs_train.npy"))
         let masks = try NPY.loadImageStack(file("imgs_mask_train.npy"))
         guard masks.shape == images.shape else {
@@ -49,18 +56,19 @@ struct DataFolder {
         return (Samples(rows: rows, cols: cols,
                         images: Preprocessing.resize(images, rows: rows, cols: cols),
                         masks: Preprocessing.resize(masks, rows: rows, cols: cols, scale: 1 / 255)),
-                subjects)
+                subjects, images, masks)
     }
 
-    /// Test images resized (not yet normalised), their ids, and their original size.
-    func loadTest(rows: Int, cols: Int) throws -> (samples: Samples, ids: [Int32], height: Int, width: Int) {
+    /// Test images resized (not yet normalised), their ids, and the images as read, (M, H, W) at
+    /// their original size.
+    func loadTest(rows: Int, cols: Int) throws -> (samples: Samples, ids: [Int32], originals: NDArray<UInt8>) {
         let images = try NPY.loadImageStack(file("imgs_test.npy"))
         let n = images.shape[0]
         let idFile = file("imgs_id_test.npy")
         let ids = try NPY.load(idFile, as: Int32.self)
         guard ids.shape == [n] else { throw DataError(idFile, "shape \(ids.shape), expected (\(n),)") }
         return (Samples(rows: rows, cols: cols, images: Preprocessing.resize(images, rows: rows, cols: cols)),
-                ids.scalars, images.shape[1], images.shape[2])
+                ids.scalars, images)
     }
 }
 

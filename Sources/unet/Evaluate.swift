@@ -10,15 +10,29 @@ struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score a checkpoint on the validation subjects (or all training data).",
         discussion: """
-            Reads:  DATA/imgs_train.npy, DATA/imgs_mask_train.npy, DATA/imgs_subject_train.npy
-                    and a checkpoint written by `unet train`.
-            Prints: loss (-Dice over batches), Dice, and the Kaggle score (mean per-image Dice of
-                    the masks thresholded at 0.5, 1 when both are empty). The validation subjects
-                    are chosen as `unet train` chose them for the same --validation-split.
+            Reads:  DATA/imgs_train.npy, DATA/imgs_mask_train.npy,
+                    DATA/imgs_subject_train.npy (from `unet prepare`) and a
+                    checkpoint written by `unet train`.
+            Prints: loss (-Dice over batches), Dice, and the Kaggle score (mean
+                    per-image Dice of the masks thresholded at 0.5, 1 when both
+                    are empty), on the validation subjects `unet train` held out
+                    for the same --validation-split (or every image with --all).
+            Writes: with --png DIR, DIR/<index>.png per evaluated image (<index>:
+                    its row in imgs_train.npy, from 0): the image at its original
+                    size with the predicted outline in green, the true one in red,
+                    yellow where they coincide; then DIR/scores.csv, one row per
+                    picture, in data order, with the columns
+                      index,subject,file,dice,kaggle,kaggle_full,
+                      true_pixels,predicted_pixels
+                    dice and kaggle are measured at the model's size (their means
+                    are the printed figures), kaggle_full and the pixel counts at
+                    the original size (the outlines drawn). DIR is created if
+                    missing. Under mpirun, rank 0 writes the files.
 
-            Example:
+            Examples:
               unet evaluate --data data --checkpoint unet.h5
               unet evaluate --data data --checkpoint unet.h5 --all
+              unet evaluate --data data --checkpoint unet.h5 --png validation
             """
     )
 
@@ -27,6 +41,9 @@ struct Evaluate: ParsableCommand {
     @Option(name: .customLong("validation-split"), help: "As given to `unet train`.") var validationSplit: Double = 0.2
     @Flag(help: "Score every training image instead of the validation subjects.") var all = false
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize: Int = 32
+    @Option(help: ArgumentHelp("Also write DIR/<index>.png with the predicted and true outlines, and DIR/scores.csv.",
+                               valueName: "DIR"))
+    var png: String?
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
@@ -38,16 +55,29 @@ struct Evaluate: ParsableCommand {
             guard batchSize >= comm.size else {
                 throw ValidationError("--batch-size \(batchSize) is smaller than the job's \(comm.size) ranks")
             }
-            if comm.isRoot { try DataFolder(path: data).require(DataFolder.trainingFiles) }
+            if comm.isRoot {
+                try DataFolder(path: data).require(DataFolder.trainingFiles)
+                if let png { try OverlayPictures.prepareFolder(png) }
+            }
             let (model, mean, std) = try loadModel(checkpoint, maxBatch: Trainer.localBatchSize(batchSize, ranks: comm.size),
                                                    communicator: comm)
             let c = model.configuration
             var set = Samples(rows: c.rows, cols: c.cols, images: [], masks: [])
+            // Rank 0, for --png: the evaluated rows and the arrays at their original size.
+            var indices: [Int] = [], subjects: [Int32] = []
+            var originals = (images: NDArray<UInt8>(shape: [0, 0, 0], scalars: []), masks: NDArray<UInt8>(shape: [0, 0, 0], scalars: []))
             if comm.isRoot {
-                var (samples, subjects) = try DataFolder(path: data).loadTraining(rows: c.rows, cols: c.cols)
+                let folder = DataFolder(path: data)
+                var samples: Samples
+                if png != nil {
+                    let loaded = try folder.loadTrainingWithOriginals(rows: c.rows, cols: c.cols)
+                    (samples, subjects, originals) = (loaded.samples, loaded.subjects, (loaded.images, loaded.masks))
+                } else {
+                    (samples, subjects) = try folder.loadTraining(rows: c.rows, cols: c.cols)
+                }
                 Preprocessing.normalize(&samples.images, mean: mean, std: std)
-                let indices = all ? Array(subjects.indices)
-                                  : Preprocessing.splitBySubject(subjects, fraction: validationSplit).validation
+                indices = all ? Array(subjects.indices)
+                              : Preprocessing.splitBySubject(subjects, fraction: validationSplit).validation
                 guard !indices.isEmpty else {
                     throw DataError(data, "no validation subjects for --validation-split \(validationSplit) (use --all)")
                 }
@@ -58,6 +88,17 @@ struct Evaluate: ParsableCommand {
             let m = try trainer.evaluate(set)
             if comm.isRoot {
                 print(String(format: "images %d  loss %.4f  dice %.4f  kaggle %.4f", m.images, m.loss, m.dice, m.kaggle))
+                fflushStdout()
+            }
+            if let png {
+                // Every rank predicts a share (as evaluate did); rank 0 draws and scores.
+                let probabilities = try Trainer.predict(model: model, images: set.images, count: set.count,
+                                                        batchSize: batchSize, communicator: comm)
+                if comm.isRoot {
+                    try OverlayPictures.writeEvaluation(to: png, set: set, indices: indices, subjects: subjects,
+                                                        images: originals.images, masks: originals.masks,
+                                                        probabilities: probabilities)
+                }
             }
         }
     }

@@ -3,13 +3,14 @@ import CHDF5
 import COpenBLAS
 import DataIO
 import Distributed
+import Pictures
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the native libraries in use and this process's place in the MPI job.",
         discussion: """
-            Reads nothing and writes nothing: a quick check that Open MPI, OpenBLAS, libtiff and
-            HDF5 are found, and that mpirun starts the ranks you expect.
+            Reads nothing and writes nothing: a quick check that Open MPI, OpenBLAS, libtiff,
+            HDF5 and libpng are found, and that mpirun starts the ranks you expect.
 
             Examples:
               unet info
@@ -28,6 +29,7 @@ struct Info: ParsableCommand {
             "OpenBLAS: \(blas), \(openblas_get_num_threads()) threads",
             "libtiff: \(TIFF.libraryVersion)",
             "HDF5: \(major).\(minor).\(release)",
+            "libpng: \(PNG.libraryVersion)",
         ]
         // Ranks print in turn so their lines do not interleave.
         for r in 0..<comm.size {

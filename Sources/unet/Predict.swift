@@ -3,20 +3,29 @@ import Checkpoint
 import DataIO
 import Distributed
 import Model
+import Submission
 import Training
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Predict nerve masks for the test images with a trained checkpoint.",
         discussion: """
-            Reads:  DATA/imgs_test.npy and DATA/imgs_id_test.npy (from `unet prepare`) and a
-                    checkpoint written by `unet train` (its model configuration and the training
-                    mean and std used to normalise the images).
-            Writes: OUT, float32 (M, rows, cols) probabilities in test order (as the tutorial's
-                    imgs_mask_test.npy), written to a temporary name and renamed.
+            Reads:  DATA/imgs_test.npy and DATA/imgs_id_test.npy (from `unet prepare`)
+                    and a checkpoint written by `unet train` (its model configuration
+                    and the training mean and std that normalise the images).
+            Writes: OUT, float32 (M, rows, cols) probabilities in test order (as the
+                    tutorial's imgs_mask_test.npy), to a temporary name, renamed.
+                    With --png DIR, also DIR/<id>.png per test image (<id> from
+                    imgs_id_test.npy): the image at its original size (580x420 for
+                    Kaggle, from imgs_test.npy) with the outline of its predicted
+                    mask in green: probabilities above 0.5, enlarged bilinearly to
+                    the image's size, the mask the submission holds. DIR is created
+                    if missing. Under mpirun every rank predicts a share; rank 0
+                    writes the files.
 
-            Example:
+            Examples:
               unet predict --data data --checkpoint unet.h5 --out imgs_mask_test.npy
+              unet predict --data data --checkpoint unet.h5 --png pictures
             """
     )
 
@@ -24,6 +33,8 @@ struct Predict: ParsableCommand {
     @Option(help: "A checkpoint written by `unet train`.") var checkpoint: String
     @Option(help: "Where to write the probabilities (.npy).") var out: String = "imgs_mask_test.npy"
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize: Int = 32
+    @Option(help: ArgumentHelp("Also write DIR/<id>.png: each test image with its predicted outline.", valueName: "DIR"))
+    var png: String?
 
     func run() throws {
         Job.run { try predict($0) }
@@ -35,12 +46,24 @@ struct Predict: ParsableCommand {
             guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
             // Rank 0 reads the checkpoint and the test images; every rank predicts a share.
             var test = Samples(rows: 1, cols: 1, images: [])  // rank 0 fills it
-            if comm.isRoot { try DataFolder(path: data).require(DataFolder.testFiles) }
+            var originals = NDArray<UInt8>(shape: [0, 0, 0], scalars: []), ids: [Int32] = []  // rank 0, for --png
+            if comm.isRoot {
+                try DataFolder(path: data).require(DataFolder.testFiles)
+                if let png { try OverlayPictures.prepareFolder(png) }
+            }
             let (model, mean, std) = try loadModel(checkpoint, maxBatch: batchSize, communicator: comm)
             let c = model.configuration
             if comm.isRoot {
-                test = try DataFolder(path: data).loadTest(rows: c.rows, cols: c.cols).samples
+                let loaded = try DataFolder(path: data).loadTest(rows: c.rows, cols: c.cols)
+                test = loaded.samples
                 Preprocessing.normalize(&test.images, mean: mean, std: std)
+                if png != nil {
+                    (originals, ids) = (loaded.originals, loaded.ids)
+                    if let duplicate = Submission.duplicateId(in: ids) {
+                        throw DataError(DataFolder(path: data).file("imgs_id_test.npy"),
+                                        "image id \(duplicate.id) appears twice (at positions \(duplicate.first) and \(duplicate.second)): the pictures would overwrite each other")
+                    }
+                }
             }
             let count = Int(try comm.broadcast(Int64(test.count)))
             let probabilities = try Trainer.predict(model: model, images: test.images, count: count,
@@ -48,6 +71,10 @@ struct Predict: ParsableCommand {
             guard comm.isRoot else { return }
             try NPY.save(NDArray(shape: [count, c.rows, c.cols], scalars: probabilities), to: out)
             Terminal.writeError("predict: \(count) masks (\(c.rows)x\(c.cols)) to \(out)\(comm.size > 1 ? " (\(comm.size) ranks)" : "")\n")
+            if let png {
+                try OverlayPictures.writePredictions(to: png, originals: originals, ids: ids, probabilities: probabilities,
+                                                     rows: c.rows, cols: c.cols)
+            }
         }
     }
 }

@@ -1,0 +1,151 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import DataIO
+import Foundation
+import Kernels
+import Pictures
+import Submission
+import Synchronization
+import Training
+
+/// `--png DIR` of `unet predict` and `unet evaluate`: each image at its original size with the
+/// outline of the predicted mask (thresholded at 0.5 and enlarged as for the submission,
+/// `SubmissionMask.binarize`) and, for labelled images, the true outline. Rank 0 writes them.
+enum OverlayPictures {
+    /// The probability above which a model pixel belongs to the predicted mask.
+    static let threshold: Float = 0.5
+
+    /// Creates `path` (and its parents) unless it exists, and checks that it is a folder this
+    /// process may write into: a bad `--png` is one line naming it, before any work.
+    static func prepareFolder(_ path: String) throws {
+        try makeDirectory(path)
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw DataError(path, "not a folder: --png names the folder for the pictures")
+        }
+        guard access(path, W_OK) == 0 else {
+            throw DataError(path, "cannot write into the folder: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// `DIR/<id>.png` for every test image: the image with its predicted outline.
+    /// `probabilities` is `ids.count x rows x cols` in the order of `originals` (M, H, W).
+    static func writePredictions(to folder: String, originals: NDArray<UInt8>, ids: [Int32],
+                                 probabilities: [Float], rows: Int, cols: Int) throws {
+        let (count, height, width) = (originals.shape[0], originals.shape[1], originals.shape[2])
+        precondition(ids.count == count && probabilities.count == count * rows * cols)
+        let plane = height * width, modelPlane = rows * cols
+        let progress = Progress("predict: pictures", total: count)
+        try Pictures.forEach(count, threads: Parallel.threads) { i in
+            let predicted = probabilities.withUnsafeBufferPointer {
+                SubmissionMask.binarize(probabilities: UnsafeBufferPointer(rebasing: $0[(i * modelPlane)..<((i + 1) * modelPlane)]),
+                                        rows: rows, cols: cols, threshold: threshold, height: height, width: width)
+            }
+            let picture = Overlay.draw(image: Array(originals.scalars[(i * plane)..<((i + 1) * plane)]),
+                                       width: width, height: height, predicted: predicted)
+            try PNG.write(picture, to: "\(folder)/\(ids[i]).png")
+            progress.tick()
+        }
+        progress.finish("\(count) to \(folder) (\(width)x\(height), predicted outline green)")
+    }
+
+    /// What `scores.csv` says of one labelled image.
+    struct Score {
+        var index: Int, subject: Int32, file: String
+        /// Dice of the probabilities with the resized mask at the model's size (smooth 1), as the
+        /// loss measures it.
+        var dice: Double
+        /// The Kaggle score at the model's size (`KaggleScore`): its mean is `evaluate`'s kaggle.
+        var kaggle: Double
+        /// The Kaggle score at the original size, of the outlines the picture shows.
+        var kaggleFull: Double
+        var truePixels: Int, predictedPixels: Int
+    }
+
+    static let scoresHeader = "index,subject,file,dice,kaggle,kaggle_full,true_pixels,predicted_pixels"
+
+    /// `DIR/<index>.png` for every image of `set` (the model-size samples of `indices` of the
+    /// training arrays), with the predicted and true outlines, then `DIR/scores.csv`: one row
+    /// per picture in data order (`scoresHeader`). `probabilities` is `set.count x rows x cols`.
+    static func writeEvaluation(to folder: String, set: Samples, indices: [Int], subjects: [Int32],
+                                images: NDArray<UInt8>, masks: NDArray<UInt8>, probabilities: [Float]) throws {
+        let (height, width) = (images.shape[1], images.shape[2])
+        let (rows, cols) = (set.rows, set.cols)
+        precondition(indices.count == set.count && probabilities.count == set.count * rows * cols && masks.shape == images.shape)
+        let plane = height * width, modelPlane = rows * cols
+        let scores = Mutex<[Int: Score]>([:])
+        let progress = Progress("evaluate: pictures", total: set.count)
+        try Pictures.forEach(set.count, threads: Parallel.threads) { i in
+            let index = indices[i]
+            let model = (i * modelPlane)..<((i + 1) * modelPlane)
+            let (predicted, dice, kaggle) = probabilities.withUnsafeBufferPointer { p in
+                set.masks.withUnsafeBufferPointer { t in
+                    let p = UnsafeBufferPointer(rebasing: p[model]), t = UnsafeBufferPointer(rebasing: t[model])
+                    return (SubmissionMask.binarize(probabilities: p, rows: rows, cols: cols, threshold: threshold,
+                                                    height: height, width: width),
+                            DiceLoss.sums(predictions: p, targets: t).dice,
+                            KaggleScore.perImage(predictions: p, targets: t, pixels: modelPlane, threshold: threshold)[0])
+                }
+            }
+            let original = (index * plane)..<((index + 1) * plane)
+            let truth = masks.scalars[original].map { $0 > 127 ? UInt8(1) : 0 }
+            var (a, b, both) = (0, 0, 0)
+            for k in 0..<plane {
+                a += Int(predicted[k])
+                b += Int(truth[k])
+                both += Int(predicted[k] & truth[k])
+            }
+            let file = "\(index).png"
+            let picture = Overlay.draw(image: Array(images.scalars[original]), width: width, height: height,
+                                       predicted: predicted, truth: truth)
+            try PNG.write(picture, to: "\(folder)/\(file)")
+            let score = Score(index: index, subject: subjects[index], file: file, dice: dice, kaggle: kaggle,
+                              kaggleFull: a + b == 0 ? 1 : 2 * Double(both) / Double(a + b),
+                              truePixels: b, predictedPixels: a)
+            scores.withLock { $0[i] = score }
+            progress.tick()
+        }
+        var csv = scoresHeader + "\n"
+        for i in 0..<set.count {
+            let s = scores.withLock { $0[i]! }
+            csv += "\(s.index),\(s.subject),\(s.file)," + String(format: "%.6f,%.6f,%.6f", s.dice, s.kaggle, s.kaggleFull)
+                + ",\(s.truePixels),\(s.predictedPixels)\n"
+        }
+        try writeTextAtomically(csv, to: folder + "/scores.csv")
+        progress.finish("\(set.count) and scores.csv to \(folder) (\(width)x\(height), predicted outline green, true red, both yellow)")
+    }
+
+    /// A `ProgressLine` fed from several threads.
+    final class Progress: Sendable {
+        private let line: ProgressLine
+        private let done = Atomic<Int>(0)
+        private let total: Int
+        init(_ label: String, total: Int) { (line, self.total) = (ProgressLine(label), total) }
+        func tick() { line.update(done.add(1, ordering: .relaxed).newValue, total) }
+        func finish(_ summary: String) { line.finish(summary) }
+    }
+}
+
+/// Writes `text` to `path` atomically (a temporary name, flushed, renamed); a failure is one
+/// line naming `path`.
+func writeTextAtomically(_ text: String, to path: String) throws {
+    try writeAtomically(path) { temporary in
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        guard fd >= 0 else { throw DataError(path, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                throw DataError(path, "write error: \(reason)")
+            }
+            bytes = bytes.dropFirst(n)
+        }
+        guard close(fd) == 0 else { throw DataError(path, "write error: \(String(cString: strerror(errno)))") }
+    }
+}
