@@ -12,38 +12,48 @@ struct Train: ParsableCommand {
         abstract: "Train the U-Net on the prepared arrays, as the Keras tutorial does.",
         discussion: """
             Reads:  DATA/imgs_train.npy, DATA/imgs_mask_train.npy and (if present)
-                    DATA/imgs_subject_train.npy, as `unet prepare` writes them; with --resume,
-                    FILE with `.last` before its extension (unet.last.h5).
-            Writes: FILE, the best checkpoint so far by validation loss (by training loss without
-                    validation), like Keras' ModelCheckpoint(save_best_only=True), and FILE with
-                    `.last` before its extension (unet.last.h5) after every epoch. Both are HDF5
-                    in Keras' legacy weights layout: `model.load_weights("unet.h5")` loads them.
-                    The metrics log beside them, FILE with the extension .csv (unet.csv): a
-                    header, then one row per epoch, as Keras' CSVLogger writes it,
-                      epoch,loss,dice,val_loss,val_dice,val_kaggle_score,lr,images_per_s,seconds
-                    (epoch from 1; empty val_ cells without validation), which
-                    pandas.read_csv("unet.csv") reads as it is. A run that starts rewrites it
-                    from the history of the checkpoint it continues (so no epoch is listed
-                    twice or lacks its checkpoint), then appends a row after each epoch.
-                    With --timeline T.json, T.json: where every rank's time goes, step by step.
+                    DATA/imgs_subject_train.npy, as `unet prepare` writes them;
+                    with --resume, FILE with .last before its extension.
+            Writes: FILE, the best checkpoint so far by validation loss (by
+                    training loss without validation), as Keras'
+                    ModelCheckpoint(save_best_only=True), and FILE with .last
+                    before its extension (unet.last.h5) after every epoch: HDF5
+                    in Keras' legacy weights layout, so Keras'
+                    model.load_weights("unet.h5") loads them.
+                    The metrics log, FILE with the extension .csv (unet.csv): a
+                    header, then one row per epoch, as Keras' CSVLogger writes:
+                      epoch,loss,dice,val_loss,val_dice,val_kaggle_score,lr,
+                      images_per_s,seconds      (one line in the file)
+                    epoch from 1; val_ cells empty without validation (NaN);
+                    pandas.read_csv("unet.csv") reads it as it is. A run
+                    rewrites it from the history of the checkpoint it starts
+                    from (so no epoch is listed twice), then appends a row
+                    after each epoch.
+                    With --timeline T.json: a Chrome trace of every rank's steps.
 
-            Recipe: images resized to ROWS x COLS (area averaging), normalised by the training
-            mean and std; masks scaled to [0, 1]; loss -Dice (smooth 1) over the batch; Adam.
-            The last subjects in order (about --validation-split of the images) are held out
-            whole, so no subject is in both sets.
+            Recipe: images resized to ROWS x COLS (area averaging), normalised
+            by the training mean and std; masks scaled to [0, 1]; loss -Dice
+            (smooth 1) over the batch; Adam. The last subjects in order (about
+            --validation-split of the images) are held out whole, so no subject
+            is in both sets.
 
-            Output (rank 0): on a terminal, a live bar per epoch on stderr (step, images/s
-            since this process started the epoch, running loss and Dice, time left); then, on
-            stdout, one line per epoch (the only progress output in a log file or a pipe):
-              epoch 1/20  loss -0.0150  dice 0.0150  val_loss -0.0107  val_dice 0.0107  val_kaggle 0.0127  9.6 img/s  17.3 s  (saved)
-            Notes (data sizes, resuming) and a summary at the end go to stderr. --quiet
-            keeps only warnings, errors and the summary; --verbose adds a line per step
-            (loss, and milliseconds in each phase: load, forward, loss, wait, backward,
-            allreduce, adam) and per epoch the time by phase and by kind of layer.
+            Output (rank 0): on a terminal, a live bar per epoch on stderr (the
+            step, images/s since this process began the epoch, the running loss
+            and Dice, the time left); then one line per epoch on stdout, the
+            only progress in a log file or a pipe:
+              epoch 3/20  loss -0.4301  dice 0.4301  val_loss -0.3712
+                val_dice 0.3712  val_kaggle 0.5120  36.0 img/s  41.3 s  (saved)
+            (one line). Notes (data sizes, resuming) and a closing summary go
+            to stderr. --quiet keeps only warnings, errors and the summary;
+            --verbose adds a line per step (its loss, and milliseconds in load,
+            forward, loss, wait, backward, allreduce, adam) and per epoch the
+            time by phase and by kind of layer.
 
-            Example:
-              unet train --data data --checkpoint unet.h5 --epochs 20 --batch-size 32
-              unet train --data data --checkpoint unet.h5 --resume --timeline timeline.json
+            Examples:
+              unet train --data data --checkpoint unet.h5 --epochs 20
+              unet train --data data --checkpoint unet.h5 --resume --quiet
+              mpirun -np 2 unet train --data data --checkpoint unet.h5 \\
+                  --timeline timeline.json
             """
     )
 
@@ -171,7 +181,7 @@ struct Train: ParsableCommand {
         var best = resumed?.state?.bestScore
         let bar = EpochBar(enabled: root && options.verbosity == .normal)
         var phases = PhaseTotals()  // --verbose: rank 0's time by phase in the epoch
-        model.profiling = options.verbosity == .verbose
+        model.profiling = root && options.verbosity == .verbose  // the layer times --verbose prints
         let hooks = TestHooks(rank: comm.rank)
         StopSignal.install()
         trainer.stopRequested = { StopSignal.received != 0 }

@@ -115,4 +115,15 @@ import Checkpoint
             #expect(!listing(dir).contains("u.last.h5"))
         }
     }
+
+    /// The help of train and run names the metrics log and the output options.
+    @Test func helpNamesTheLogsAndTheOptions() throws {
+        let train = try CLITests.run(["train", "--help"]).stdout
+        for text in ["unet.csv", "epoch,loss,dice,val_loss,val_dice,val_kaggle_score,lr,", "-q, --quiet", "-v, --verbose",
+                     "--timeline <file>", "chrome://tracing"] {
+            #expect(train.contains(text), "unet train --help lacks \(text)")
+        }
+        let run = try CLITests.run(["run", "--help"]).stdout
+        #expect(run.contains("OUT/unet.csv") && run.contains("--timeline <file>") && run.contains("--quiet"))
+    }
 }
