@@ -39,6 +39,11 @@ rank_pid() {
         if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then echo "$pid"; return; fi
     done
 }
+# The pid of the mpirun of the job training into CHECKPOINT (not another mpirun on the machine:
+# CI or another test run may be using it too).
+job_mpirun() {
+    pgrep -f "^mpirun .*--checkpoint $1 " | head -1
+}
 # Waits until FILE exists (an epoch is done), then a little more: the job is inside an epoch.
 wait_for() {
     for _ in $(seq 2400); do [ -e "$1" ] && { sleep 0.35; return; }; sleep 0.05; done
@@ -87,8 +92,8 @@ preempt() {  # NAME HOW: start a job, stop it mid-epoch by HOW, check the stop, 
     local start status=0
     start=$(now)
     case $how in
-        mpirun-usr1) kill -USR1 "$(pgrep -x mpirun | head -1)" ;;
-        mpirun-term) kill -TERM "$(pgrep -x mpirun | head -1)" ;;
+        mpirun-usr1) kill -USR1 "$(job_mpirun "$work/$name.h5")" ;;
+        mpirun-term) kill -TERM "$(job_mpirun "$work/$name.h5")" ;;
         ranks-term) kill -TERM "$(rank_pid 0 "$work/$name.h5")" "$(rank_pid 1 "$work/$name.h5")" ;;
     esac
     wait $job || status=$?
