@@ -11,7 +11,9 @@
 # 5. `unet predict` sharded over 2 ranks writes the 1-rank masks, `unet evaluate` prints the 1-rank figures;
 #    with --png, predict writes the 1-rank pictures byte for byte, evaluate the same pictures and scores;
 # 6. an error on one rank (rank 0 cannot read the data) ends the whole job, prefixed by the rank;
-# 7. more ranks than images in a batch is refused before any work (issue 6, point 7).
+# 7. more ranks than images in a batch is refused before any work (issue 6, point 7);
+# 8. the metrics log of 1 + 1 resumed epochs has the straight run's figures, and --timeline
+#    writes a Chrome trace with every step of both ranks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Launch/mpi-env.sh
@@ -29,10 +31,31 @@ train1() { "$unet" train --data "$work/data" "${model[@]}" "$@" >/dev/null; }
 train2() { mpi 2 "$unet" train --data "$work/data" "${model[@]}" "$@" >/dev/null; }
 
 echo "-- exact resume, 2 ranks"
-train2 --checkpoint "$work/straight.h5" --epochs 2 --batch-size 5
+train2 --checkpoint "$work/straight.h5" --epochs 2 --batch-size 5 --timeline "$work/timeline.json"
 train2 --checkpoint "$work/resumed.h5" --epochs 1 --batch-size 5
 train2 --checkpoint "$work/resumed.h5" --epochs 2 --batch-size 5 --resume
 "$unet" compare "$work/straight.last.h5" "$work/resumed.last.h5" --tolerance 0 --state
+
+echo "-- the metrics log across the resume, and the --timeline trace of both ranks"
+# The figures (epoch to lr; not the timings) of the straight and the resumed run's logs agree.
+[ "$(wc -l <"$work/straight.csv")" -eq 3 ] && [ "$(cut -d, -f1-7 "$work/straight.csv")" = "$(cut -d, -f1-7 "$work/resumed.csv")" ] \
+    || { paste -d'\n' "$work/straight.csv" "$work/resumed.csv"; echo "FAIL: the metrics logs differ"; exit 1; }
+if command -v python3 >/dev/null; then
+    python3 - "$work/timeline.json" <<'PY'
+import json, sys
+from collections import Counter
+events = [e for e in json.load(open(sys.argv[1]))["traceEvents"] if e["ph"] == "X"]
+steps = Counter((e["pid"], e["args"]["epoch"]) for e in events if e["name"] == "step")
+assert steps == {(r, e): 4 for r in (0, 1) for e in (1, 2)}, steps  # 16 images, batches of 5: 4 steps
+for phase in ("load", "forward", "loss", "wait", "loss_gradient", "backward", "allreduce", "adam"):
+    assert sum(e["name"] == phase for e in events) == 16, phase
+assert all(e["dur"] >= 0 for e in events)
+mean = lambda name, r: sum(e["dur"] for e in events if e["name"] == name and e["pid"] == r) / 8000
+print("trace: " + "; ".join(f"rank {r}: forward {mean('forward', r):.1f} ms, wait {mean('wait', r):.1f} ms, allreduce {mean('allreduce', r):.1f} ms per step" for r in (0, 1)))
+PY
+else
+    grep -q '"name":"allreduce".*"pid":1' "$work/timeline.json" || { echo "FAIL: no rank 1 allreduce in the trace"; exit 1; }
+fi
 
 for batch in 4 5 7; do  # 16 images: 2+2 per step (even); 3+2 (uneven) and a last batch of 1 (1+0); 4+3 and a last batch of 2 (1+1)
     echo "-- 2 ranks vs 1 rank, batch $batch"

@@ -2,7 +2,8 @@
 # The multi-rank reliability acceptance (issue 6, Docs/RELIABILITY.md), called by Launch/test.sh:
 #   Launch/test-reliability.sh BIN_DIR
 # 1. kill -9 of rank 1, then of rank 0, in the middle of an epoch: mpirun ends the job (non-zero, timed), the last
-#    checkpoint loads, and --resume with 2 ranks ends bit-identical to a run never interrupted;
+#    checkpoint loads, and --resume with 2 ranks ends bit-identical to a run never interrupted (and
+#    each resumed run's metrics log, unet.csv, has the uninterrupted run's rows, in the cases below too);
 # 2. preemption, three ways: SIGUSR1 to mpirun (what Launch/pipeline.sh turns a SIGTERM into:
 #    mpirun forwards it), SIGTERM to mpirun (mpirun sends SIGTERM to the ranks after
 #    odls_base_sigkill_timeout, Launch/mpi-env.sh) and SIGTERM to every rank (as SLURM does):
@@ -39,7 +40,8 @@ rank_pid() {
         if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then echo "$pid"; return; fi
     done
 }
-# The pid of the mpirun of the job training into CHECKPOINT (not another job's on this machine).
+# The pid of the mpirun of the job training into CHECKPOINT (not another mpirun on the machine:
+# CI or another test run may be using it too).
 job_mpirun() {
     pgrep -f "^mpirun .*--checkpoint $1( |\$)" | head -1
 }
@@ -48,12 +50,17 @@ wait_for() {
     for _ in $(seq 2400); do [ -e "$1" ] && { sleep 0.35; return; }; sleep 0.05; done
     fail "$1 never appeared"
 }
+# The metrics logs A and B list the same epochs with the same figures (epoch to lr; the timings differ).
+same_log() {
+    cmp -s <(cut -d, -f1-7 "$1") <(cut -d, -f1-7 "$2") || { diff <(cut -d, -f1-7 "$1") <(cut -d, -f1-7 "$2"); fail "$2 differs from $1"; }
+}
 resume_and_compare() {
     mpi "$unet" train "${model[@]}" --checkpoint "$1" --epochs $epochs --resume >"$1.resume.out" 2>&1 \
         || { cat "$1.resume.out"; fail "the resumed run failed"; }
     "$unet" compare "$work/straight.last.h5" "${1%.h5}.last.h5" --tolerance 0 --state >"$1.compare" \
         || { cat "$1.compare"; fail "resumed != uninterrupted"; }
-    echo "   $(grep -m1 'resuming after' "$1.resume.out" | sed 's/^train: //'); then: $(tail -1 "$1.compare")"
+    same_log "$work/straight.csv" "${1%.h5}.csv"
+    echo "   $(grep -m1 'resuming after' "$1.resume.out" | sed 's/^train: //'); then: $(tail -1 "$1.compare"); the metrics log has the uninterrupted run's rows"
 }
 
 kill_rank() {  # R: kill -9 of rank R in the middle of an epoch, then resume with 2 ranks
@@ -126,6 +133,7 @@ wait $job || status=$?
 [ "$status" -eq 143 ] || { cat "$work/solo.out"; fail "one process: status $status after SIGTERM, expected 143"; }
 "$unet" train "${model[@]}" --checkpoint "$work/solo-stop.h5" --epochs $epochs --resume >/dev/null 2>&1
 "$unet" compare "$work/solo.last.h5" "$work/solo-stop.last.h5" --tolerance 0 --state >/dev/null || fail "one process: resumed != uninterrupted"
+same_log "$work/solo.csv" "$work/solo-stop.csv"
 echo "   $(grep -m1 'stopped by' "$work/solo.out" | sed 's/^train: //') -- exit 143; resumed: bit-identical"
 
 echo "-- preemption through the launch script: SIGTERM to Launch/mpi-local.sh"

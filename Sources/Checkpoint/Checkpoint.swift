@@ -28,9 +28,12 @@ public struct EpochRecord: Codable, Equatable, Sendable {
     /// Training throughput and wall time of the epoch.
     public var imagesPerSecond: Double
     public var seconds: Double
+    /// Adam's learning rate in the epoch (nil in checkpoints written before it was recorded:
+    /// the state's `learningRate` then).
+    public var learningRate: Float?
 
     public init(epoch: Int, loss: Double, dice: Double, valLoss: Double? = nil, valDice: Double? = nil,
-                valKaggle: Double? = nil, imagesPerSecond: Double, seconds: Double) {
+                valKaggle: Double? = nil, imagesPerSecond: Double, seconds: Double, learningRate: Float? = nil) {
         self.epoch = epoch
         self.loss = loss
         self.dice = dice
@@ -39,6 +42,7 @@ public struct EpochRecord: Codable, Equatable, Sendable {
         self.valKaggle = valKaggle
         self.imagesPerSecond = imagesPerSecond
         self.seconds = seconds
+        self.learningRate = learningRate
     }
 }
 

@@ -88,3 +88,17 @@ public func writeAtomically(_ path: String, write: (String) throws -> Void) thro
     try outputs.stage(path, write: write)
     try outputs.commit()
 }
+
+/// Writes `contents` to `path` atomically: to a temporary name, flushed to disk, renamed over
+/// `path`. A failure leaves the previous file as it was.
+public func writeAtomically(_ path: String, contents: String) throws {
+    try writeAtomically(path) { temporary in
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        guard fd >= 0 else { throw DataError(path, "cannot create \(temporary): \(systemErrorText())") }
+        var isOpen = true
+        defer { if isOpen { close(fd) } }
+        try Array(contents.utf8).withUnsafeBytes { try writeAll(fd, $0, path: path) }
+        isOpen = false
+        guard close(fd) == 0 else { throw DataError(path, "write error: \(systemErrorText())") }
+    }
+}

@@ -143,7 +143,7 @@ func withOpenFile<R>(_ path: String, _ body: (NPYFile) throws -> R) throws -> R 
 }
 
 /// Writes all of `bytes` to `fd`, looping over short writes; errors name `path`.
-func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
     guard let base = bytes.baseAddress else { return }
     var done = 0
     while done < bytes.count {

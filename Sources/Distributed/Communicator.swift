@@ -25,6 +25,10 @@ public protocol Communicator: AnyObject, Sendable {
     /// `counts[r]` elements; `receive` holds their sum there and is ignored elsewhere).
     func gather(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>,
                 counts: [Int], root: Int) throws
+    /// The same for raw bytes (records of any bitwise-copyable type): rank r sends `counts[r]`
+    /// bytes; the root receives them concatenated in rank order.
+    func gather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer,
+                counts: [Int], root: Int) throws
     /// The inverse of `gather`: rank r receives elements `counts[0..<r].sum()..<+counts[r]` of
     /// `send` on `root` (ignored elsewhere) into its `receive`.
     func scatter(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>,
@@ -54,6 +58,24 @@ public extension Communicator {
 
     func broadcast<T: BitwiseCopyable>(_ values: inout [T], root: Int = 0) throws {
         try values.withUnsafeMutableBytes { try broadcast($0, root: root) }
+    }
+
+    /// Gathers every rank's `values` (any number per rank) on `root`, concatenated in rank
+    /// order; the other ranks get an empty array. Two collectives: an allreduce of the counts,
+    /// then the gather of the bytes. For records of plain values (the timeline's events).
+    func gather<T: BitwiseCopyable>(_ values: [T], root: Int = 0) throws -> [T] {
+        var counts = [Double](repeating: 0, count: size)
+        counts[rank] = Double(values.count)
+        try allreduceSum(&counts)
+        let stride = MemoryLayout<T>.stride
+        let byteCounts = counts.map { Int($0) * stride }
+        let total = rank == root ? counts.reduce(0) { $0 + Int($1) } : 0
+        return try values.withUnsafeBytes { send in
+            try [T](unsafeUninitializedCapacity: total) { buffer, initialized in
+                try gather(send, into: UnsafeMutableRawBufferPointer(buffer), counts: byteCounts, root: root)
+                initialized = total
+            }
+        }
     }
 
     /// This rank's share of `count` items (see `share(of:rank:size:)`).
@@ -104,6 +126,13 @@ public final class SoloCommunicator: Communicator {
             throw CommunicatorError(operation: "gather", message: "counts \(counts) do not match a 1-rank job sending \(send.count)")
         }
         if send.count > 0 { receive.baseAddress!.update(from: send.baseAddress!, count: send.count) }
+    }
+    public func gather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer,
+                       counts: [Int], root: Int) throws {
+        guard root == 0, counts == [send.count], receive.count >= send.count else {
+            throw CommunicatorError(operation: "gather", message: "counts \(counts) do not match a 1-rank job sending \(send.count) bytes")
+        }
+        if send.count > 0 { receive.baseAddress!.copyMemory(from: send.baseAddress!, byteCount: send.count) }
     }
     public func scatter(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>,
                         counts: [Int], root: Int) throws {

@@ -104,6 +104,17 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
     }
 
+    public func gather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer,
+                       counts: [Int], root: Int) throws {
+        let (c, d) = try layout("MPI_Gatherv", counts, mine: send.count, root: root, total: receive.count)
+        var dummy: UInt8 = 0
+        try withUnsafeMutablePointer(to: &dummy) { dummy in
+            try check("MPI_Gatherv", MPI_Gatherv(
+                send.baseAddress ?? UnsafeRawPointer(dummy), Int32(send.count), cmpi_byte(),
+                receive.baseAddress ?? UnsafeMutableRawPointer(dummy), c, d, cmpi_byte(), Int32(root), comm))
+        }
+    }
+
     public func scatter(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>,
                         counts: [Int], root: Int) throws {
         let (c, d) = try layout("MPI_Scatterv", counts, mine: receive.count, root: root, total: send.count)

@@ -176,6 +176,10 @@ public final class WatchedCommunicator: Communicator, @unchecked Sendable {
                        counts: [Int], root: Int) throws {
         try watched("gather (float)", send.count) { try inner.gather(send, into: receive, counts: counts, root: root) }
     }
+    public func gather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer,
+                       counts: [Int], root: Int) throws {
+        try watched("gather (bytes)", send.count) { try inner.gather(send, into: receive, counts: counts, root: root) }
+    }
     public func scatter(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>,
                         counts: [Int], root: Int) throws {
         try watched("scatter (float)", receive.count) { try inner.scatter(send, into: receive, counts: counts, root: root) }

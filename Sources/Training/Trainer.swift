@@ -40,6 +40,72 @@ public struct EpochProgress: Equatable, Sendable {
     }
 }
 
+/// The monotonic clock readings (seconds) that bound the phases of one training step, in
+/// order: `start` (before loading the batch), `loaded`, `forwarded`, `lossComputed` (the Dice
+/// sums of this rank's share), `synchronized` (the sums allreduced: the wait for the slowest
+/// rank's forward pass), `lossGradient`, `backwarded`, `reduced` (the gradients allreduced) and
+/// `end` (after the Adam update). A rank whose share is empty has zero-length compute phases.
+public struct StepClock: Equatable, Sendable {
+    public var start = 0.0
+    public var loaded = 0.0
+    public var forwarded = 0.0
+    public var lossComputed = 0.0
+    public var synchronized = 0.0
+    public var lossGradient = 0.0
+    public var backwarded = 0.0
+    public var reduced = 0.0
+    public var end = 0.0
+
+    public init() {}
+
+    public var load: Double { loaded - start }
+    public var forward: Double { forwarded - loaded }
+    /// The Dice sums and the loss gradient.
+    public var loss: Double { (lossComputed - forwarded) + (lossGradient - synchronized) }
+    public var wait: Double { synchronized - lossComputed }
+    public var backward: Double { backwarded - lossGradient }
+    public var allreduce: Double { reduced - backwarded }
+    public var adam: Double { end - reduced }
+    public var total: Double { end - start }
+}
+
+/// Where an epoch is after a step (what `trainEpoch` reports to its `progress` callback).
+public struct StepProgress: Sendable {
+    public var epoch: Int
+    /// Global batches done in this epoch (counting those before a resume), of `steps`.
+    public var step: Int
+    public var steps: Int
+    /// Images done in this epoch (counting those before a resume), of `totalImages`.
+    public var images: Int
+    public var totalImages: Int
+    /// Images this epoch had done before this call started it (a resume in the middle of the
+    /// epoch): rates over this process's time count only `imagesThisRun`.
+    public var resumedImages: Int
+    /// The monotonic clock reading when this call began the epoch.
+    public var started: Double
+    /// The last global batch's loss, and the epoch's running loss (weighted by batch size).
+    public var batchLoss: Double
+    public var loss: Double
+    public var dice: Double { -loss }
+    /// The last step's phases.
+    public var clock: StepClock
+
+    /// Images this process trained in this epoch (not those done before a resume).
+    public var imagesThisRun: Int { images - resumedImages }
+
+    /// This process's throughput in the epoch up to `now` (a monotonic clock reading).
+    public func imagesPerSecond(now: Double) -> Double {
+        let elapsed = now - started
+        return elapsed > 0 ? Double(imagesThisRun) / elapsed : 0
+    }
+
+    /// Seconds until the epoch's last step at this process's throughput (nil before any).
+    public func secondsLeft(now: Double) -> Double? {
+        let rate = imagesPerSecond(now: now)
+        return rate > 0 ? Double(totalImages - images) / rate : nil
+    }
+}
+
 /// An epoch ran to its end, or stopped after a step because a rank asked to stop (a signal).
 public enum EpochOutcome: Sendable {
     case completed(PassMetrics)
@@ -84,6 +150,14 @@ public final class Trainer {
     /// check and Adam), for benchmarks.
     public private(set) var lossSeconds = 0.0
     public private(set) var adamSeconds = 0.0
+    /// The last step's phases (clock readings).
+    public private(set) var lastStep = StepClock()
+    /// When set, every step, validation pass and replica check is recorded in it (the
+    /// `--timeline` trace); `trainEpoch` reserves room for its steps first, so a step still
+    /// allocates nothing.
+    public var timeline: Timeline? = nil
+    /// The epoch and 1-based step the next `step` records itself under in the timeline.
+    private var position = (epoch: 0, step: 0)
     /// Polled at every step on every rank (e.g. "a SIGTERM arrived"); when it is true on any
     /// rank, every rank stops after the same step (the request rides along with the step's Dice
     /// sums allreduce, so it costs no extra collective).
@@ -163,47 +237,56 @@ public final class Trainer {
     /// the global batch's Dice sums (before the update).
     @discardableResult
     public func step(_ data: Samples, _ indices: ArraySlice<Int>) throws -> DiceLoss.Sums {
+        var clock = StepClock()
+        clock.start = monotonicSeconds()
         let local = localShare(indices)
         let n = local.count
         let pixels = n * data.rows * data.cols
         load(data, local)
+        clock.loaded = monotonicSeconds()
         var sums = DiceLoss.Sums()
         if n > 0 {
             model.forward(batch: n)
-            let lossStart = monotonicSeconds()
-            defer { lossSeconds += monotonicSeconds() - lossStart }
+            clock.forwarded = monotonicSeconds()
             sums = targets.withUnsafeBufferPointer { t in
                 DiceLoss.sums(predictions: UnsafeBufferPointer(rebasing: model.output[0..<pixels]),
                               targets: UnsafeBufferPointer(rebasing: t[0..<pixels]))
             }
+            clock.lossComputed = monotonicSeconds()
+        } else {
+            clock.forwarded = clock.loaded
+            clock.lossComputed = clock.loaded
         }
         let stop: Double = stopRequested?() == true ? 1 : 0
         let g = try allreduce((sums.intersection, sums.predictions, sums.targets, stop))
+        clock.synchronized = monotonicSeconds()
         sums = DiceLoss.Sums(intersection: g.0, predictions: g.1, targets: g.2)
         stopAgreed = g.3 > 0
         guard sums.loss.isFinite else {
             throw TrainingError("the loss is \(sums.loss) at Adam step \(adam.step + 1): training diverged (try a lower --lr)")
         }
         if n > 0 {
-            let lossStart = monotonicSeconds()
             targets.withUnsafeBufferPointer { t in
                 DiceLoss.gradient(predictions: UnsafeBufferPointer(rebasing: model.output[0..<pixels]),
                                   targets: UnsafeBufferPointer(rebasing: t[0..<pixels]), sums: sums,
                                   into: UnsafeMutableBufferPointer(rebasing: model.outputGradient[0..<pixels]))
             }
-            lossSeconds += monotonicSeconds() - lossStart
+            clock.lossGradient = monotonicSeconds()
             model.backward(batch: n)
         } else {
             // A share of nothing (the last partial batch has fewer images than ranks): this
             // rank contributes zero gradients to the sum.
+            clock.lossGradient = clock.synchronized
             model.gradients.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         }
+        clock.backwarded = monotonicSeconds()
         if communicator.size > 1 {
-            let start = monotonicSeconds()
             try model.gradients.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
-            allreduceSeconds += monotonicSeconds() - start
+            clock.reduced = monotonicSeconds()
+        } else {
+            clock.reduced = clock.backwarded
         }
-        let adamStart = monotonicSeconds()  // the finiteness check counts as part of the update
+        // The finiteness check counts as part of the update.
         if let gradientHook { model.gradients.withUnsafeMutableBufferPointer { gradientHook($0) } }
         // Every rank holds the same summed gradients, so every rank decides alike: a NaN or an
         // infinity stops training before it reaches the weights (and any checkpoint).
@@ -213,20 +296,26 @@ public final class Trainer {
                 + " (loss \(sums.loss)): training diverged, the weights were not updated (try a lower --lr)")
         }
         adam.update(parameters: &model.parameters, gradients: model.gradients)
-        adamSeconds += monotonicSeconds() - adamStart
+        clock.end = monotonicSeconds()
+        lastStep = clock
+        lossSeconds += clock.loss
+        allreduceSeconds += clock.allreduce
+        adamSeconds += clock.adam
+        timeline?.record(clock, epoch: position.epoch, step: position.step)
         return sums
     }
 
-    /// One epoch over `data` in the epoch's permutation; `progress(done, total, runningLoss)`
-    /// after each step (global images done, on every rank).
+    /// One epoch over `data` in the epoch's permutation; `progress` after each step (on every
+    /// rank).
     ///
     /// Starts at `resumed.step` when given (an epoch interrupted by a stop request), and returns
     /// `.stopped` after the first step at which some rank's `stopRequested` was true.
     public func trainEpoch(_ data: Samples, epoch: Int, from resumed: EpochProgress = EpochProgress(),
-                           progress: ((Int, Int, Double) -> Void)? = nil) throws -> EpochOutcome {
+                           progress: ((StepProgress) -> Void)? = nil) throws -> EpochOutcome {
         let order = Self.permutation(count: data.count, seed: seed, epoch: epoch)
         let steps = (order.count + batchSize - 1) / batchSize
         precondition(resumed.step <= steps, "an epoch of \(steps) steps cannot resume at step \(resumed.step)")
+        timeline?.reserve(steps: steps - resumed.step)
         let start = monotonicSeconds()
         var state = resumed
         func measured() -> EpochProgress {
@@ -239,13 +328,17 @@ public final class Trainer {
             let batch = order[b..<min(b + batchSize, order.count)]
             communicator.annotate(CollectiveContext("training", epoch: epoch, step: state.step + 1, of: steps,
                                                     adamStep: adam.step + 1))
+            position = (epoch, state.step + 1)
             let sums = try step(data, batch)
             state.weightedLoss += sums.loss * Double(batch.count)
             state.images += batch.count
             state.step += 1
-            progress?(state.images, order.count, state.weightedLoss / Double(state.images))
+            progress?(StepProgress(epoch: epoch, step: state.step, steps: steps, images: state.images,
+                                   totalImages: order.count, resumedImages: resumed.images, started: start, batchLoss: sums.loss,
+                                   loss: state.weightedLoss / Double(state.images), clock: lastStep))
             if stopAgreed && state.step < steps { return .stopped(measured()) }
         }
+        position = (epoch, 0)
         return .completed(measured().metrics)
     }
 
@@ -278,7 +371,9 @@ public final class Trainer {
             kaggle += g.3
         }
         let n = Double(max(data.count, 1))
-        return PassMetrics(loss: weighted / n, kaggle: kaggle / n, images: data.count, seconds: monotonicSeconds() - start)
+        let end = monotonicSeconds()
+        timeline?.record(.validation, epoch: position.epoch, from: start, to: end)
+        return PassMetrics(loss: weighted / n, kaggle: kaggle / n, images: data.count, seconds: end - start)
     }
 
     /// Probabilities for every sample of `data`, `count x rows x cols` (one process).
@@ -337,6 +432,8 @@ public final class Trainer {
     /// buffer, compared with the root's. Throws on every rank, naming the ranks that differ.
     public func checkReplicas(root: Int = 0) throws {
         guard communicator.size > 1 else { return }
+        let start = monotonicSeconds()
+        defer { timeline?.record(.replicaCheck, epoch: position.epoch, from: start, to: monotonicSeconds()) }
         let mine = Self.fingerprint(model.parameters)
         let reference = try communicator.broadcast(mine, root: root)
         var differs = [Double](repeating: 0, count: communicator.size)

@@ -9,13 +9,16 @@ struct Run: ParsableCommand {
         discussion: """
             Reads:  --raw DIR in the Kaggle layout (train/, test/); without --raw, a synthetic
                     set is generated once into OUT/raw-synthetic (and reused after).
-            Writes: OUT/data/*.npy (unet prepare), OUT/unet.h5 and OUT/unet.last.h5 (unet
-                    train), OUT/imgs_mask_test.npy (unet predict), OUT/submission.csv (unet
-                    submit).
+            Writes: OUT/data/*.npy (unet prepare), OUT/unet.h5, OUT/unet.last.h5 and the
+                    metrics log OUT/unet.csv (unet train), OUT/imgs_mask_test.npy (unet
+                    predict), OUT/submission.csv (unet submit); with --timeline FILE, the
+                    training's Chrome trace.
 
-            Each stage is the subcommand of the same name with these options. Under mpirun,
-            rank 0 alone generates, prepares and submits; training and prediction run on every
-            rank. With --resume, training continues from OUT/unet.last.h5.
+            Each stage is the subcommand of the same name with these options
+            (--quiet and --verbose set what the training stage prints). Under
+            mpirun, rank 0 alone generates, prepares and submits; training and
+            prediction run on every rank. With --resume, training continues
+            from OUT/unet.last.h5.
 
             Examples:
               unet run --out out --epochs 20

@@ -15,6 +15,13 @@ enum Terminal {
 
     static var standardErrorIsTerminal: Bool { isatty(2) == 1 }
 
+    /// The width of the terminal on stderr (80 when unknown).
+    static var columns: Int {
+        var size = winsize()
+        if ioctl(2, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        return 80
+    }
+
     /// Prints `error: <message>` on one line and exits with status 1.
     static func fail(_ error: any Error) -> Never {
         writeError("error: \(error)\n")

@@ -12,25 +12,53 @@ struct Train: ParsableCommand {
         abstract: "Train the U-Net on the prepared arrays, as the Keras tutorial does.",
         discussion: """
             Reads:  DATA/imgs_train.npy, DATA/imgs_mask_train.npy and (if present)
-                    DATA/imgs_subject_train.npy, as `unet prepare` writes them.
-            Writes: FILE, the best checkpoint so far by validation loss (by training loss without
-                    validation), like Keras' ModelCheckpoint(save_best_only=True), and FILE with
-                    `.last` before its extension (unet.last.h5) after every epoch. Both are HDF5
-                    in Keras' legacy weights layout: `model.load_weights("unet.h5")` loads them.
+                    DATA/imgs_subject_train.npy, as `unet prepare` writes them;
+                    with --resume, FILE with .last before its extension.
+            Writes: FILE, the best checkpoint so far by validation loss (by
+                    training loss without validation), as Keras'
+                    ModelCheckpoint(save_best_only=True), and FILE with .last
+                    before its extension (unet.last.h5) after every epoch: HDF5
+                    in Keras' legacy weights layout, so Keras'
+                    model.load_weights("unet.h5") loads them.
+                    The metrics log, FILE with the extension .csv (unet.csv): a
+                    header, then one row per epoch, as Keras' CSVLogger writes:
+                      epoch,loss,dice,val_loss,val_dice,val_kaggle_score,lr,
+                      images_per_s,seconds      (one line in the file)
+                    epoch from 1; val_ cells empty without validation (NaN);
+                    pandas.read_csv("unet.csv") reads it as it is. A run
+                    rewrites it from the history of the checkpoint it starts
+                    from (so no epoch is listed twice), then appends a row
+                    after each epoch.
+                    With --timeline T.json: a Chrome trace of every rank's steps.
 
-            Recipe: images resized to ROWS x COLS (area averaging), normalised by the training
-            mean and std; masks scaled to [0, 1]; loss -Dice (smooth 1) over the batch; Adam.
-            The last subjects in order (about --validation-split of the images) are held out
-            whole, so no subject is in both sets. One line per epoch: loss, Dice, validation
-            loss, Dice and Kaggle score, images/s, seconds.
+            Recipe: images resized to ROWS x COLS (area averaging), normalised
+            by the training mean and std; masks scaled to [0, 1]; loss -Dice
+            (smooth 1) over the batch; Adam. The last subjects in order (about
+            --validation-split of the images) are held out whole, so no subject
+            is in both sets.
 
-            Example:
-              unet train --data data --checkpoint unet.h5 --epochs 20 --batch-size 32
+            Output (rank 0): on a terminal, a live bar per epoch on stderr (the
+            step, images/s since this process began the epoch, the running loss
+            and Dice, the time left); then one line per epoch on stdout, the
+            only progress in a log file or a pipe:
+              epoch 3/20  loss -0.4301  dice 0.4301  val_loss -0.3712
+                val_dice 0.3712  val_kaggle 0.5120  36.0 img/s  41.3 s  (saved)
+            (one line). Notes (data sizes, resuming) and a closing summary go
+            to stderr. --quiet keeps only warnings, errors and the summary;
+            --verbose adds a line per step (its loss, and milliseconds in load,
+            forward, loss, wait, backward, allreduce, adam) and per epoch the
+            time by phase and by kind of layer.
+
+            Examples:
+              unet train --data data --checkpoint unet.h5 --epochs 20
+              unet train --data data --checkpoint unet.h5 --resume --quiet
+              mpirun -np 2 unet train --data data --checkpoint unet.h5 \\
+                  --timeline timeline.json
             """
     )
 
     @Option(help: "The folder `unet prepare` wrote.") var data: String
-    @Option(help: "Where to save the best checkpoint (the latest goes beside it as *.last.h5).") var checkpoint: String
+    @Option(help: "Where to save the best checkpoint (the latest goes beside it as *.last.h5, the metrics log as *.csv).") var checkpoint: String
     @OptionGroup var options: TrainingOptions
 
     func run() throws {
@@ -39,20 +67,33 @@ struct Train: ParsableCommand {
 
     /// Rank 0 reads the data (and the checkpoint when resuming), preprocesses, and broadcasts the
     /// arrays and the starting state; every rank then runs the same loop; rank 0 alone logs and
-    /// writes checkpoints.
+    /// writes checkpoints, the metrics log and the timeline.
     func train(_ comm: any Communicator) throws {
         comm.annotate(CollectiveContext("setup"))
         let config = options.modelConfiguration
         let root = comm.isRoot
+        let say = Say(options.verbosity, enabled: root)
         guard options.batchSize >= comm.size else {
             throw ValidationError("--batch-size \(options.batchSize) is smaller than the job's \(comm.size) ranks: every rank needs at least one image per step")
         }
+        let runStart = monotonicSeconds()
         let lastPath = lastCheckpointPath(checkpoint)
+        let metricsLog = MetricsLog(besideCheckpoint: checkpoint)
+        // The timeline: every rank records, rank 0 writes (an empty trace first, so an
+        // unwritable path fails now rather than after the first epoch).
+        let timeline = options.timeline == nil ? nil : try Timeline.synchronized(over: comm)
+        let trace = TraceFile(path: options.timeline, timeline: timeline, comm: comm,
+                              metadata: [("command", "unet train"), ("ranks", "\(comm.size)"), ("model", "\(config)"),
+                                         ("batch_size", "\(options.batchSize)"),
+                                         ("clock", "seconds since a barrier at the start, on each rank's monotonic clock")])
+        if root { try trace.write() }
+
         var trainSet = Samples(rows: options.rows, cols: options.cols, images: [])
         var validationSet = trainSet
         var resumed: Checkpoint? = nil
         var seed = options.seed
         var normalisation: (mean: Float, std: Float) = (0, 1)  // rank 0's; only it writes checkpoints
+        let readStart = monotonicSeconds()
         if root {
             // Every input is there before anything is read (or written).
             try DataFolder(path: data).require(DataFolder.trainingFiles)
@@ -61,12 +102,12 @@ struct Train: ParsableCommand {
                     let last = try Checkpoint.read(from: lastPath, expecting: config)
                     guard let state = last.state else { throw DataError(lastPath, "has no training state to resume from") }
                     if state.seed != seed {
-                        Terminal.writeError("train: resuming with the checkpoint's seed \(state.seed) (not --seed \(seed)), so the shuffles continue as they began\n")
+                        say.warning("train: resuming with the checkpoint's seed \(state.seed) (not --seed \(seed)), so the shuffles continue as they began")
                         seed = state.seed
                     }
                     resumed = last
                 } else {
-                    Terminal.writeError("train: --resume: no \(lastPath) yet, starting from scratch\n")
+                    say.warning("train: --resume: no \(lastPath) yet, starting from scratch")
                 }
             }
             var (all, subjects) = try DataFolder(path: data).loadTraining(rows: options.rows, cols: options.cols)
@@ -81,9 +122,11 @@ struct Train: ParsableCommand {
             guard trainSet.count >= comm.size else {
                 throw DataError(data, "\(trainSet.count) training images cannot be shared by \(comm.size) ranks")
             }
-            Terminal.writeError("train: \(trainSet.count) training images, \(validationSet.count) validation images (\(heldSubjects) subjects held out); \(config); \(config.parameterCount) parameters; \(comm.size) rank\(comm.size == 1 ? "" : "s")\n")
+            say.note("train: \(trainSet.count) training images, \(validationSet.count) validation images (\(heldSubjects) subjects held out); \(config); \(config.parameterCount) parameters; \(comm.size) rank\(comm.size == 1 ? "" : "s")")
+            timeline?.record(.readData, epoch: 0, from: readStart, to: monotonicSeconds())
         }
         // Every rank gets the preprocessed arrays and the starting point from rank 0.
+        let broadcastStart = monotonicSeconds()
         let position = resumed?.state
         let header = try comm.broadcast((Int64(position?.epoch ?? 0), seed, Int64(position?.epochStep ?? 0),
                                          position?.epochLossSum ?? 0, Int64(position?.epochImages ?? 0),
@@ -94,7 +137,7 @@ struct Train: ParsableCommand {
         var firstEpochProgress = Training.EpochProgress(step: Int(header.2), weightedLoss: header.3,
                                                         images: Int(header.4), seconds: header.5)
         if startEpoch >= options.epochs && !(startEpoch == 0 && options.epochs == 0) {
-            if root { Terminal.writeError("train: \(lastPath) already holds epoch \(startEpoch) of \(options.epochs): nothing to do\n") }
+            say.summary("train: \(lastPath) already holds epoch \(startEpoch) of \(options.epochs): nothing to do")
             return
         }
         try trainSet.broadcast(comm)
@@ -107,13 +150,20 @@ struct Train: ParsableCommand {
             model.parameters = last.parameters
             (adam.m, adam.v, adam.step) = (state.adamM, state.adamV, state.adamStep)
             if state.learningRate != options.lr {
-                Terminal.writeError("train: continuing with --lr \(options.lr) (the checkpoint was trained with \(state.learningRate))\n")
+                say.warning("train: continuing with --lr \(options.lr) (the checkpoint was trained with \(state.learningRate))")
             }
             let within = state.epochStep > 0 ? ", step \(state.epochStep) of epoch \(state.epoch + 1)" : ""
-            Terminal.writeError("train: resuming after epoch \(state.epoch)\(within) (Adam step \(state.adamStep)) from \(lastPath)\n")
+            say.note("train: resuming after epoch \(state.epoch)\(within) (Adam step \(state.adamStep)) from \(lastPath)")
         }
         let trainer = Trainer(model: model, adam: adam, batchSize: globalBatch, seed: seed, communicator: comm)
         try trainer.broadcastState()
+        timeline?.record(.broadcast, epoch: 0, from: broadcastStart, to: monotonicSeconds())
+        trainer.timeline = timeline
+        // The metrics log starts as the checkpoint's history (nothing for a fresh run).
+        if root {
+            try metricsLog.start(with: resumed?.state?.history ?? [], learningRate: resumed?.state?.learningRate ?? options.lr)
+            say.detail("train: metrics log \(metricsLog.path)\(options.timeline.map { ", timeline \($0)" } ?? "")")
+        }
 
         if options.epochs == 0 {
             // The initial state (epoch 0): to start another framework from our weights, or to
@@ -125,18 +175,28 @@ struct Train: ParsableCommand {
             let snapshot = Checkpoint(configuration: config, parameters: model.parameters, state: state)
             try snapshot.write(to: lastPath)
             try snapshot.write(to: checkpoint)
-            Terminal.writeError("train: --epochs 0: wrote the initial weights to \(checkpoint) and \(lastPath)\n")
+            say.summary("train: --epochs 0: wrote the initial weights to \(checkpoint) and \(lastPath)")
             return
         }
         var history = resumed?.state?.history ?? []
         var best = resumed?.state?.bestScore
-        let bar = EpochBar()
+        let bar = EpochBar(enabled: root && options.verbosity == .normal)
+        var phases = PhaseTotals()  // --verbose: rank 0's time by phase in the epoch
+        model.profiling = root && options.verbosity == .verbose  // the layer times --verbose prints
         let hooks = TestHooks(rank: comm.rank)
         StopSignal.install()
         trainer.stopRequested = { StopSignal.received != 0 }
         for epoch in (startEpoch + 1)...options.epochs {
-            let outcome = try trainer.trainEpoch(trainSet, epoch: epoch, from: firstEpochProgress) { done, total, loss in
-                if root { bar.update(epoch: epoch, of: options.epochs, done: done, total: total, loss: loss) }
+            phases = PhaseTotals()
+            model.times = UNet.LayerTimes()
+            let outcome = try trainer.trainEpoch(trainSet, epoch: epoch, from: firstEpochProgress) { progress in
+                if root {
+                    bar.update(progress, of: options.epochs)
+                    if options.verbosity == .verbose {
+                        phases.add(progress.clock)
+                        say.line(Self.stepLine(progress))
+                    }
+                }
                 hooks.afterStep(trainer.adam.step)
             }
             firstEpochProgress = Training.EpochProgress()
@@ -154,39 +214,62 @@ struct Train: ParsableCommand {
                                               std: normalisation.std, seed: seed, bestScore: best, history: history)
                     (state.epochStep, state.epochLossSum, state.epochImages, state.epochSeconds) =
                         (at.step, at.weightedLoss, at.images, at.seconds)
+                    let saveStart = monotonicSeconds()
                     try Checkpoint(configuration: config, parameters: model.parameters, state: state).write(to: lastPath)
+                    timeline?.record(.checkpoint, epoch: epoch, from: saveStart, to: monotonicSeconds())
                     bar.clear()
-                    Terminal.writeError("train: stopped by \(name) in epoch \(epoch) after step \(at.step) (Adam step \(trainer.adam.step));"
-                        + " saved \(lastPath); continue with --resume\n")
+                    say.summary("train: stopped by \(name) in epoch \(epoch) after step \(at.step) (Adam step \(trainer.adam.step));"
+                        + " saved \(lastPath); continue with --resume")
                 }
+                try trace.gatherAndWrite(epoch: epoch)
                 throw StoppedBySignal(signal: signal == 0 ? SIGTERM : signal)
             }
+            let layers = model.times
             if hooks.corruptRank == comm.rank {
                 // Test hook (Launch/test.sh): one replica drifts, and the check below must catch it.
                 model.parameters[0] = model.parameters[0].nextUp
             }
             try trainer.checkReplicas()
             let validation = validationSet.count > 0 ? try trainer.evaluate(validationSet) : nil
-            guard root else { continue }
-            let record = EpochRecord(epoch: epoch, loss: metrics.loss, dice: metrics.dice,
-                                     valLoss: validation?.loss, valDice: validation?.dice, valKaggle: validation?.kaggle,
-                                     imagesPerSecond: metrics.imagesPerSecond,
-                                     seconds: metrics.seconds + (validation?.seconds ?? 0))
-            history.append(record)
-            let score = validation?.loss ?? metrics.loss
-            let improved = best.map { score < $0 } ?? true
-            if improved { best = score }
-            let state = TrainingState(epoch: epoch, adamStep: trainer.adam.step, adamM: trainer.adam.m, adamV: trainer.adam.v,
-                                      learningRate: options.lr, mean: normalisation.mean, std: normalisation.std, seed: seed,
-                                      bestScore: best, history: history)
-            let snapshot = Checkpoint(configuration: config, parameters: model.parameters, state: state)
-            try snapshot.write(to: lastPath)
-            if improved { try snapshot.write(to: checkpoint) }
-            bar.clear()
-            print(Self.line(record, of: options.epochs, saved: improved))
-            fflushStdout()
+            if root {
+                let record = EpochRecord(epoch: epoch, loss: metrics.loss, dice: metrics.dice,
+                                         valLoss: validation?.loss, valDice: validation?.dice, valKaggle: validation?.kaggle,
+                                         imagesPerSecond: metrics.imagesPerSecond,
+                                         seconds: metrics.seconds + (validation?.seconds ?? 0), learningRate: options.lr)
+                history.append(record)
+                let score = validation?.loss ?? metrics.loss
+                let improved = best.map { score < $0 } ?? true
+                if improved { best = score }
+                let state = TrainingState(epoch: epoch, adamStep: trainer.adam.step, adamM: trainer.adam.m, adamV: trainer.adam.v,
+                                          learningRate: options.lr, mean: normalisation.mean, std: normalisation.std, seed: seed,
+                                          bestScore: best, history: history)
+                let snapshot = Checkpoint(configuration: config, parameters: model.parameters, state: state)
+                // The checkpoints first, then the log's row: the log is never ahead of them.
+                let saveStart = monotonicSeconds()
+                try snapshot.write(to: lastPath)
+                if improved { try snapshot.write(to: checkpoint) }
+                try metricsLog.append(record, learningRate: options.lr)
+                let saveEnd = monotonicSeconds()
+                timeline?.record(.checkpoint, epoch: epoch, from: saveStart, to: saveEnd)
+                bar.clear()
+                say.epoch(Self.line(record, of: options.epochs, saved: improved))
+                if options.verbosity == .verbose {
+                    say.line(phases.line(epoch: epoch, layers: layers, validation: validation?.seconds, checkpoint: saveEnd - saveStart))
+                }
+            }
+            try trace.gatherAndWrite(epoch: epoch)
         }
-        if root { Terminal.writeError("train: best checkpoint \(checkpoint), latest \(lastPath)\n") }
+        if root {
+            let trained = startEpoch + 1 == options.epochs ? "epoch \(options.epochs)" : "epochs \(startEpoch + 1)-\(options.epochs)"
+            var summary = "train: done: \(trained) of \(options.epochs) in \(shortDuration(monotonicSeconds() - runStart))"
+            if let top = history.min(by: { ($0.valLoss ?? $0.loss) < ($1.valLoss ?? $1.loss) }) {
+                let what = top.valLoss == nil ? "loss" : "val_loss"
+                summary += String(format: "; best %@ (epoch %d, %@ %.4f)", checkpoint, top.epoch, what, top.valLoss ?? top.loss)
+            }
+            summary += "; latest \(lastPath); metrics \(metricsLog.path)"
+            if let path = options.timeline { summary += "; timeline \(path)" }
+            say.summary(summary)
+        }
     }
 
     static func line(_ r: EpochRecord, of epochs: Int, saved: Bool) -> String {
@@ -197,6 +280,125 @@ struct Train: ParsableCommand {
         if saved { s += "  (saved)" }
         return s
     }
+
+    /// `--verbose`: one line per step, rank 0's phases in milliseconds.
+    static func stepLine(_ p: StepProgress) -> String {
+        let c = p.clock
+        func ms(_ seconds: Double) -> String { String(format: "%.1f", seconds * 1000) }
+        return String(format: "  epoch %d step %d/%d  batch_loss %.4f  loss %.4f  dice %.4f  ms: ", p.epoch, p.step, p.steps,
+                      p.batchLoss, p.loss, p.dice)
+            + "load \(ms(c.load))  forward \(ms(c.forward))  loss \(ms(c.loss))  wait \(ms(c.wait))  backward \(ms(c.backward))"
+            + "  allreduce \(ms(c.allreduce))  adam \(ms(c.adam))  step \(ms(c.total))"
+    }
+}
+
+/// What `unet train` says, on rank 0 only, by `--quiet` / `--verbose`: progress lines on stdout;
+/// notes, warnings and the closing summary on stderr.
+struct Say {
+    let verbosity: Verbosity
+    let enabled: Bool
+
+    init(_ verbosity: Verbosity, enabled: Bool) {
+        self.verbosity = verbosity
+        self.enabled = enabled
+    }
+
+    /// Informational (sizes, resuming): not with --quiet.
+    func note(_ text: String) {
+        if enabled && verbosity != .quiet { Terminal.writeError(text + "\n") }
+    }
+    /// Only with --verbose.
+    func detail(_ text: String) {
+        if enabled && verbosity == .verbose { Terminal.writeError(text + "\n") }
+    }
+    /// Something the user should know even with --quiet (a setting overridden, a start from scratch).
+    func warning(_ text: String) {
+        if enabled { Terminal.writeError(text + "\n") }
+    }
+    /// The last line of a run (also with --quiet).
+    func summary(_ text: String) { warning(text) }
+    /// An epoch's line on stdout: not with --quiet.
+    func epoch(_ text: String) {
+        guard enabled && verbosity != .quiet else { return }
+        print(text)
+        fflushStdout()
+    }
+    /// A --verbose line on stdout.
+    func line(_ text: String) {
+        guard enabled && verbosity == .verbose else { return }
+        print(text)
+        fflushStdout()
+    }
+}
+
+/// `--verbose`: rank 0's time by phase over an epoch's steps.
+struct PhaseTotals {
+    var steps = 0
+    var load = 0.0, forward = 0.0, loss = 0.0, wait = 0.0, backward = 0.0, allreduce = 0.0, adam = 0.0, total = 0.0
+
+    mutating func add(_ c: StepClock) {
+        steps += 1
+        load += c.load; forward += c.forward; loss += c.loss; wait += c.wait
+        backward += c.backward; allreduce += c.allreduce; adam += c.adam; total += c.total
+    }
+
+    func line(epoch: Int, layers: UNet.LayerTimes, validation: Double?, checkpoint: Double) -> String {
+        func s(_ x: Double) -> String { String(format: "%.2f s", x) }
+        func share(_ x: Double) -> String { total > 0 ? String(format: " (%.0f%%)", 100 * x / total) : "" }
+        var text = "  epoch \(epoch) on rank 0: \(steps) steps \(s(total)):"
+        for (name, x) in [("load", load), ("forward", forward), ("loss", loss), ("wait", wait), ("backward", backward),
+                          ("allreduce", allreduce), ("adam", adam)] {
+            text += " \(name) \(s(x))\(share(x)),"
+        }
+        text += " layers: conv forward \(s(layers.convolutionForward)), conv backward data \(s(layers.convolutionBackwardData)),"
+        text += " conv backward weights \(s(layers.convolutionBackwardWeights)), pooling \(s(layers.pooling)),"
+        text += " upsampling \(s(layers.upsampling));"
+        if let validation { text += " validation \(s(validation))," }
+        text += " checkpoint and log \(s(checkpoint))"
+        return text
+    }
+}
+
+/// The `--timeline` file: rank 0 keeps every rank's events and rewrites the whole trace
+/// atomically after each epoch (a crash leaves the trace of the epochs before).
+final class TraceFile {
+    let path: String?
+    let timeline: Timeline?
+    let comm: any Communicator
+    let metadata: [(String, String)]
+    private var events: [TimelineEvent] = []
+
+    init(path: String?, timeline: Timeline?, comm: any Communicator, metadata: [(String, String)]) {
+        self.path = path
+        self.timeline = timeline
+        self.comm = comm
+        self.metadata = metadata
+    }
+
+    /// Rank 0: writes the trace of the events gathered so far.
+    func write() throws {
+        guard let path, comm.isRoot else { return }
+        var extra = metadata
+        if let dropped = timeline?.dropped, dropped > 0 { extra.append(("dropped_steps_rank_0", "\(dropped)")) }
+        try writeAtomically(path, contents: Timeline.chromeTrace(events, ranks: comm.size, metadata: extra))
+    }
+
+    /// Every rank: sends its events to rank 0, which rewrites the trace.
+    func gatherAndWrite(epoch: Int) throws {
+        guard let timeline else { return }
+        events += try timeline.gather(over: comm, epoch: epoch)
+        try write()
+    }
+}
+
+/// "42s", "3m05s", "2h07m".
+func shortDuration(_ seconds: Double) -> String {
+    guard seconds.isFinite, seconds >= 0 else { return "?" }
+    let t = Int(seconds.rounded())
+    func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    if t < 60 { return "\(t)s" }
+    if t < 3600 { return "\(t / 60)m\(two(t % 60))s" }
+    return "\(t / 3600)h\(two(t % 3600 / 60))m"
 }
 
 /// The training recipe and the model's shape: `unet train`'s options, shared with `unet run`.
@@ -220,6 +422,23 @@ struct TrainingOptions: ParsableArguments {
         Continue from the latest state (FILE with .last before the extension) up to --epochs in \
         total; starts afresh when there is none yet, so the same command serves after a crash.
         """) var resume = false
+    @Flag(name: [.short, .long], help: """
+        Print only warnings, errors and the closing summary (no bar, no epoch lines; the metrics \
+        log is written as usual).
+        """) var quiet = false
+    @Flag(name: [.short, .long], help: """
+        Print a line per step (loss; milliseconds in load, forward, loss, wait, backward, \
+        allreduce and adam, on rank 0) instead of the bar, and per epoch the time by phase and \
+        by kind of layer.
+        """) var verbose = false
+    @Option(help: ArgumentHelp("""
+        Write a Chrome trace of where every rank's time goes to this file (JSON; open it in \
+        chrome://tracing or https://ui.perfetto.dev): per step load, forward, loss, wait (the \
+        Dice sums' allreduce: waiting for the slowest rank), backward, allreduce, adam; per \
+        epoch validation, replica check, checkpoint; rewritten after every epoch.
+        """, valueName: "file")) var timeline: String?
+
+    var verbosity: Verbosity { quiet ? .quiet : verbose ? .verbose : .normal }
 
     var modelConfiguration: UNetConfiguration {
         UNetConfiguration(rows: rows, cols: cols, filters: filters, depth: depth, upsample: upsample)
@@ -230,35 +449,56 @@ struct TrainingOptions: ParsableArguments {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard lr > 0 else { throw ValidationError("--lr must be positive") }
         guard collectiveTimeout >= 0 else { throw ValidationError("--collective-timeout must be 0 (off) or a number of seconds") }
+        guard !(quiet && verbose) else { throw ValidationError("--quiet and --verbose exclude each other") }
+        guard timeline?.isEmpty != true else { throw ValidationError("--timeline needs a file name") }
         guard (0..<1).contains(validationSplit) else { throw ValidationError("--validation-split must be in [0, 1)") }
         do { try modelConfiguration.validate() } catch { throw ValidationError("\(error)") }
     }
 
 }
 
-/// A live progress bar on a terminal (stderr), nothing otherwise.
-final class EpochBar {
-    private let live = Terminal.standardErrorIsTerminal
-    private var start = monotonicSeconds()
-    private var lastDraw = 0.0
+/// How much training prints (`--quiet`, `--verbose`).
+enum Verbosity { case quiet, normal, verbose }
 
-    func update(epoch: Int, of epochs: Int, done: Int, total: Int, loss: Double) {
+/// A live progress bar per epoch on a terminal (stderr), nothing otherwise:
+///
+///     epoch 3/20 [=========>                    ] step 12/40  36.2 img/s  loss -0.4123  dice 0.4123  ETA 1m05s
+///
+/// The rate counts the images this process trained in the epoch over the time since it began
+/// the epoch, so after a resume in the middle of an epoch it is not inflated by the steps
+/// done before. Redrawn at most 10 times a second (nothing is formatted in between).
+final class EpochBar {
+    private let live: Bool
+    private var lastDraw = 0.0
+    private var drawn = false
+
+    init(enabled: Bool) { live = enabled && Terminal.standardErrorIsTerminal }
+
+    func update(_ p: StepProgress, of epochs: Int) {
         guard live else { return }
         let now = monotonicSeconds()
-        if done <= 0 || now - lastDraw < 0.1 && done < total { return }
+        guard now - lastDraw >= 0.1 || p.step == p.steps else { return }
         lastDraw = now
-        let width = 30
-        let filled = width * done / max(total, 1)
-        let elapsed = now - start
-        let eta = done > 0 ? elapsed * Double(total - done) / Double(done) : 0
-        let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
-        let figures = String(format: "loss %.4f  %.1f img/s  ETA %.0fs", loss, Double(done) / max(elapsed, 1e-9), eta)
-        Terminal.writeError("\repoch \(epoch)/\(epochs) [\(bar)] \(done)/\(total)  \(figures)\u{1B}[K")
+        Terminal.writeError("\r" + Self.text(p, of: epochs, now: now, columns: Terminal.columns) + "\u{1B}[K")
+        drawn = true
     }
 
+    static func text(_ p: StepProgress, of epochs: Int, now: Double, columns: Int) -> String {
+        let head = "epoch \(p.epoch)/\(epochs) "
+        let tail = String(format: " step %d/%d  %.1f img/s  loss %.4f  dice %.4f  ETA ", p.step, p.steps,
+                          p.imagesPerSecond(now: now), p.loss, p.dice)
+            + (p.secondsLeft(now: now).map(shortDuration) ?? "?")
+        let width = min(30, columns - 1 - head.count - tail.count - 2)
+        guard width >= 5 else { return String((head + tail.dropFirst()).prefix(max(columns - 1, 1))) }
+        let filled = min(width, width * p.step / max(p.steps, 1))
+        let arrow = filled < width ? ">" + String(repeating: " ", count: width - filled - 1) : ""
+        return head + "[" + String(repeating: "=", count: filled) + arrow + "]" + tail
+    }
+
+    /// Erases the bar (before a line is printed).
     func clear() {
-        if live { Terminal.writeError("\r\u{1B}[K") }
-        start = monotonicSeconds()
+        if drawn { Terminal.writeError("\r\u{1B}[K") }
+        drawn = false
         lastDraw = 0
     }
 }

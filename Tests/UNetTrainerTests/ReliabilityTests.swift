@@ -139,6 +139,9 @@ final class SlowBarrier: Communicator {
     func gather(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>, counts: [Int], root: Int) throws {
         try solo.gather(send, into: receive, counts: counts, root: root)
     }
+    func gather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer, counts: [Int], root: Int) throws {
+        try solo.gather(send, into: receive, counts: counts, root: root)
+    }
     func scatter(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>, counts: [Int], root: Int) throws {
         try solo.scatter(send, into: receive, counts: counts, root: root)
     }
