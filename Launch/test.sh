@@ -14,7 +14,10 @@ swift build --build-tests
 bin=$(swift build --show-bin-path)
 
 echo "== swift test (one process; MPI as a 1-rank job)"
-swift test --skip-build
+# OpenBLAS single-threaded: the first test to touch MPI initialises it as a singleton, which
+# forks, and OpenBLAS's fork handler can deadlock joining its busy threads while other suites
+# run GEMMs (seen under AddressSanitizer; Docs/RELIABILITY.md). Our kernels have their own threads.
+OPENBLAS_NUM_THREADS=1 swift test --skip-build
 
 echo "== multi-rank tests: mpirun -np 2"
 mpirun "${MPIRUN_FLAGS[@]}" --oversubscribe -np 2 \
