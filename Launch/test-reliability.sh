@@ -9,7 +9,7 @@
 #    odls_base_sigkill_timeout, Launch/mpi-env.sh) and SIGTERM to every rank (as SLURM does):
 #    the ranks finish the step, rank 0 saves its position in the epoch, and --resume ends
 #    bit-identical to the uninterrupted run;
-#    the same for one process (SIGTERM: exit 143) and through Launch/mpi-local.sh (SIGTERM to
+#    the same for one process (SIGINT, as Ctrl-C sends it: exit 130) and through Launch/mpi-local.sh (SIGTERM to
 #    the script: it forwards SIGUSR1 to mpirun, exits 143 without predicting; RESUME=1 finishes);
 # 3. a rank that stalls (test hook UNET_TEST_STALL_AT) makes the others' watchdog abort the job
 #    after --collective-timeout, naming the operation and the step (the setup phase, while rank 0
@@ -122,19 +122,19 @@ preempt term mpirun-term
 echo "-- preemption: SIGTERM to every rank (as SLURM sends it)"
 preempt slurm ranks-term
 
-echo "-- preemption of one process (no mpirun): SIGTERM"
+echo "-- preemption of one process (no mpirun): SIGINT (Ctrl-C)"
 "$unet" train "${model[@]}" --checkpoint "$work/solo.h5" --epochs $epochs >/dev/null 2>&1
 UNET_TEST_STEP_DELAY=0.05 "$unet" train "${model[@]}" --checkpoint "$work/solo-stop.h5" --epochs $epochs >"$work/solo.out" 2>&1 &
 job=$!
 wait_for "$work/solo-stop.last.h5"
-kill -TERM $job
+kill -INT $job
 status=0
 wait $job || status=$?
-[ "$status" -eq 143 ] || { cat "$work/solo.out"; fail "one process: status $status after SIGTERM, expected 143"; }
+[ "$status" -eq 130 ] || { cat "$work/solo.out"; fail "one process: status $status after SIGINT, expected 130"; }
 "$unet" train "${model[@]}" --checkpoint "$work/solo-stop.h5" --epochs $epochs --resume >/dev/null 2>&1
 "$unet" compare "$work/solo.last.h5" "$work/solo-stop.last.h5" --tolerance 0 --state >/dev/null || fail "one process: resumed != uninterrupted"
 same_log "$work/solo.csv" "$work/solo-stop.csv"
-echo "   $(grep -m1 'stopped by' "$work/solo.out" | sed 's/^train: //') -- exit 143; resumed: bit-identical"
+echo "   $(grep -m1 'stopped by' "$work/solo.out" | sed 's/^train: //') -- exit 130; resumed: bit-identical"
 
 echo "-- preemption through the launch script: SIGTERM to Launch/mpi-local.sh"
 pipeline_env=(UNET_BIN="$unet" OUT="$work/pipe" EPOCHS=$epochs BATCH=2 LR=1e-3 TRAIN=23 TEST=7 SUBJECTS=3 SEED=5
