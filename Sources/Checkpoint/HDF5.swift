@@ -381,12 +381,8 @@ extension H5 {
     /// 12 + 2 x (versions 2 and 3). Unlike the other addresses it is absolute: it counts the
     /// user block (HDF5 compares it with the file's size; checked with h5py and HDF5 1.10).
     static func truncation(_ path: String) -> (actual: Int, stored: Int)? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+        guard let (fd, size) = openForReading(path) else { return nil }
         defer { closeDescriptor(fd) }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else { return nil }
-        let size = Int(status.st_size)
         var location = 0
         while location + 48 <= size {
             var header = [UInt8](repeating: 0, count: 48)
@@ -444,6 +440,19 @@ private func closeDescriptor(_ fd: Int32) {
     _ = close(fd)
 }
 
+/// A descriptor open for reading and the file's size, nil when either fails (the pre-checks
+/// then leave the diagnosis to HDF5).
+private func openForReading(_ path: String) -> (fd: Int32, size: Int)? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    var status = stat()
+    guard fstat(fd, &status) == 0 else {
+        closeDescriptor(fd)
+        return nil
+    }
+    return (fd, Int(status.st_size))
+}
+
 // MARK: - Global heap collections
 
 extension H5 {
@@ -461,12 +470,8 @@ extension H5 {
     /// bytes (8 bytes that float data does not produce by chance); the layout is the HDF5 format
     /// specification's (III.E).
     static func globalHeapDamage(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+        guard let (fd, size) = openForReading(path) else { return nil }
         defer { closeDescriptor(fd) }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else { return nil }
-        let size = Int(status.st_size)
         func read(_ count: Int, at offset: Int) -> [UInt8]? {
             guard offset >= 0, offset + count <= size else { return nil }
             var bytes = [UInt8](repeating: 0, count: count)
