@@ -21,6 +21,15 @@ public final class UNet: @unchecked Sendable {
     public var gradients: [Float]
     /// The largest batch the buffers are planned for.
     public let maxBatch: Int
+    /// How the 3x3 convolutions with more than one input channel run (the first layer, one input
+    /// channel, is always im2col: its GEMM has k = 9 and Winograd's would have k = 1).
+    public let convolution: ConvolutionAlgorithm
+
+    /// The 3x3 convolution algorithms: both give the same results up to rounding
+    /// (`WinogradTests`); Winograd F(2x2, 3x3) does 2.25x fewer multiplications.
+    public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
+        case im2col, winograd
+    }
 
     // Per-level buffers (index = level). Each `Buffer` holds an activation and its gradient.
     private var encoderFirst: [Buffer] = []   // first conv of encoder level i
@@ -83,10 +92,12 @@ public final class UNet: @unchecked Sendable {
 
     /// Builds the model with Keras' initialisation (Glorot-uniform kernels, zero biases) drawn from
     /// `SeededGenerator(seed)`, with buffers for batches of up to `maxBatch` images.
-    public init(configuration: UNetConfiguration, seed: UInt64 = 0, maxBatch: Int) throws {
+    public init(configuration: UNetConfiguration, seed: UInt64 = 0, maxBatch: Int,
+                convolution: ConvolutionAlgorithm = .winograd) throws {
         try configuration.validate()
         precondition(maxBatch >= 1)
         self.configuration = configuration
+        self.convolution = convolution
         self.maxBatch = maxBatch
         table = configuration.parameterTable
         parameters = [Float](repeating: 0, count: configuration.parameterCount)
@@ -117,7 +128,20 @@ public final class UNet: @unchecked Sendable {
         let (r, c) = (configuration.rows, configuration.cols)
         inputBuffer = Buffer(batch: maxBatch, height: r, width: c, channels: 1)
         outputBuffer = Buffer(batch: maxBatch, height: r, width: c, channels: 1)
+        // Workspace: per kernel thread, one image of im2col for the widest im2col convolution,
+        // so that every chunk holds at least an image for each thread (Kernels.Parallel splits
+        // chunks by images); one image of the transposed convolution's GEMM; and the Winograd
+        // convolutions' transformed kernels and tile blocks (their own per-thread parts).
+        let threads = max(1, Parallel.threads)
+        let imagesPerChunk = min(threads, maxBatch)
         var workNeeded = 0
+        func conv3x3(height h: Int, width w: Int, in ci: Int, out co: Int) {
+            if ci == 1 || convolution == .im2col {
+                workNeeded = max(workNeeded, h * w * 9 * max(ci, co) * imagesPerChunk)
+            } else {
+                workNeeded = max(workNeeded, Winograd3x3.workspace(inChannels: ci, outChannels: co, threads: threads))
+            }
+        }
         for level in 0..<d {
             let (h, w, f) = (r >> level, c >> level, configuration.filters(level: level))
             let up = configuration.upsample == .nearest ? 2 * f : f
@@ -127,13 +151,16 @@ public final class UNet: @unchecked Sendable {
             decoderFirst.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
             decoderSecond.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
             let inputChannels = level == 0 ? 1 : configuration.filters(level: level - 1)
-            workNeeded = max(workNeeded, h * w * 9 * max(inputChannels, f, up + f))
+            conv3x3(height: h, width: w, in: inputChannels, out: f)
+            conv3x3(height: h, width: w, in: f, out: f)
+            conv3x3(height: h, width: w, in: up + f, out: f)
             workNeeded = max(workNeeded, (h / 2) * (w / 2) * 4 * f)
         }
         let (hb, wb, fb) = (r >> d, c >> d, configuration.filters(level: d))
         bottom = [Buffer(batch: maxBatch, height: hb, width: wb, channels: fb),
                   Buffer(batch: maxBatch, height: hb, width: wb, channels: fb)]
-        workNeeded = max(workNeeded, hb * wb * 9 * fb)
+        conv3x3(height: hb, width: wb, in: configuration.filters(level: d - 1), out: fb)
+        conv3x3(height: hb, width: wb, in: fb, out: fb)
         // Gradient memory: only the concatenation buffers' gradients live long (the skip slice is
         // written in the decoder and read back in the encoder). Every other gradient is written
         // by one step of `backward` and read by the next, so in the order they are produced —
@@ -153,9 +180,6 @@ public final class UNet: @unchecked Sendable {
         }
         inputBuffer.shareGradient(gradientScratch.0)  // never written: the first layer has no dx
 
-        // One image of the widest layer per kernel thread, so that every chunk of a convolution
-        // holds at least an image for each thread (Kernels.Parallel splits chunks by images).
-        workNeeded *= min(max(1, Parallel.threads), maxBatch)
         workCount = workNeeded
         work = .allocate(capacity: workNeeded)
         work.initialize(repeating: 0, count: workNeeded)
@@ -223,6 +247,11 @@ public final class UNet: @unchecked Sendable {
     public var profiling = false
     public var times = LayerTimes()
 
+    /// Whether a 3x3 convolution of `x` runs by Winograd (see `convolution`).
+    @inline(__always) private func winograd(_ x: TensorView) -> Bool {
+        convolution == .winograd && x.channels > 1
+    }
+
     @inline(__always) private func timed(_ key: WritableKeyPath<LayerTimes, Double>, _ body: () -> Void) {
         guard profiling else { return body() }
         let start = monotonicSeconds()
@@ -239,8 +268,13 @@ public final class UNet: @unchecked Sendable {
             let p = pb.baseAddress!
             func conv(_ x: TensorView, _ layer: Conv, _ y: TensorView) {
                 timed(\.convolutionForward) {
-                    Conv3x3.forward(input: x, kernel: p + layer.kernel, bias: p + layer.bias, output: y,
-                                    activation: .relu, work: work, workCount: workCount)
+                    if winograd(x) {
+                        Winograd3x3.forward(input: x, kernel: p + layer.kernel, bias: p + layer.bias, output: y,
+                                            activation: .relu, work: work, workCount: workCount)
+                    } else {
+                        Conv3x3.forward(input: x, kernel: p + layer.kernel, bias: p + layer.bias, output: y,
+                                        activation: .relu, work: work, workCount: workCount)
+                    }
                 }
             }
             var x = inputBuffer.view(n)
@@ -288,15 +322,27 @@ public final class UNet: @unchecked Sendable {
             parameters.withUnsafeBufferPointer { pb in
                 let p = pb.baseAddress!
                 func conv(_ x: TensorView, _ dx: TensorView?, _ layer: Conv, _ y: TensorView, _ dy: TensorView) {
+                    let fast = winograd(x)
                     timed(\.convolutionBackwardWeights) {
-                        Conv3x3.backwardWeights(input: x, output: y, activation: .relu, dOutput: dy,
-                                                dKernel: g + layer.kernel, dBias: g + layer.bias,
-                                                work: work, workCount: workCount)
+                        if fast {
+                            Winograd3x3.backwardWeights(input: x, output: y, activation: .relu, dOutput: dy,
+                                                        dKernel: g + layer.kernel, dBias: g + layer.bias,
+                                                        work: work, workCount: workCount)
+                        } else {
+                            Conv3x3.backwardWeights(input: x, output: y, activation: .relu, dOutput: dy,
+                                                    dKernel: g + layer.kernel, dBias: g + layer.bias,
+                                                    work: work, workCount: workCount)
+                        }
                     }
                     if let dx {
                         timed(\.convolutionBackwardData) {
-                            Conv3x3.backwardData(kernel: p + layer.kernel, dOutput: dy, dInput: dx,
-                                                 work: work, workCount: workCount)
+                            if fast {
+                                Winograd3x3.backwardData(kernel: p + layer.kernel, dOutput: dy, dInput: dx,
+                                                         work: work, workCount: workCount)
+                            } else {
+                                Conv3x3.backwardData(kernel: p + layer.kernel, dOutput: dy, dInput: dx,
+                                                     work: work, workCount: workCount)
+                            }
                         }
                     }
                 }

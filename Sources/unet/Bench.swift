@@ -37,6 +37,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed steps.") var steps: Int = 5
     @Option(help: "Untimed steps first.") var warmup: Int = 1
     @Option var mode: Mode = .train
+    @Option(help: "3x3 convolutions with more than one input channel: winograd (F(2x2, 3x3)) or im2col.")
+    var convolution: UNet.ConvolutionAlgorithm = .winograd
     @Flag(help: "End with one JSON object on its own line.") var json = false
 
     func run() throws {
@@ -49,7 +51,7 @@ struct Bench: ParsableCommand {
         guard batchSize >= comm.size else { throw ValidationError("--batch-size must be at least the number of ranks") }
         // --batch-size is the global batch: each rank takes its share, as `unet train` does.
         let localBatch = Trainer.localBatchSize(batchSize, ranks: comm.size)
-        let model = try UNet(configuration: config, seed: 1, maxBatch: localBatch)
+        let model = try UNet(configuration: config, seed: 1, maxBatch: localBatch, convolution: convolution)
         var rng = SeededGenerator(seed: 5)
         let plane = rows * cols
         var images = [Float](), masks = [Float]()
@@ -121,3 +123,4 @@ func peakResidentMegabytes() -> Double {
     getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
     return Double(usage.ru_maxrss) / 1024
 }
+extension UNet.ConvolutionAlgorithm: ExpressibleByArgument {}

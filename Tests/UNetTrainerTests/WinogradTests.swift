@@ -1,0 +1,109 @@
+import Testing
+@testable import Kernels
+
+/// Winograd F(2x2, 3x3) against the im2col convolution (`Conv3x3`, itself checked against a
+/// direct Double convolution and finite differences): forward outputs, dL/d(pre-activation),
+/// dL/dx, dL/dkernel and dL/dbias, through channel slices, odd heights and widths (tiles half
+/// outside), channel counts on and off the 8-wide vectors, and 1 to 3 threads. Tolerance: the
+/// transforms only add and halve, so the results differ by rounding alone, stated as 1e-5 of
+/// each tensor's largest magnitude (the sums here have up to 9 x 24 terms).
+@Suite("Kernels: Winograd F(2x2, 3x3) against im2col")
+struct WinogradTests {
+    struct Shape: CustomTestStringConvertible, Sendable {
+        let n: Int, h: Int, w: Int, ci: Int, co: Int, threads: Int, activation: Activation
+        var testDescription: String { "\(n)x\(h)x\(w) \(ci)->\(co), \(threads) thread(s), \(activation)" }
+    }
+
+    static let shapes: [Shape] = [
+        Shape(n: 2, h: 4, w: 6, ci: 8, co: 16, threads: 1, activation: .relu),
+        Shape(n: 3, h: 5, w: 7, ci: 3, co: 5, threads: 1, activation: .linear),
+        Shape(n: 1, h: 1, w: 1, ci: 9, co: 2, threads: 1, activation: .relu),
+        Shape(n: 3, h: 6, w: 3, ci: 24, co: 13, threads: 2, activation: .relu),
+        Shape(n: 5, h: 7, w: 4, ci: 17, co: 8, threads: 3, activation: .sigmoid),
+        Shape(n: 2, h: 4, w: 5, ci: 16, co: 32, threads: 2, activation: .linear),
+        Shape(n: 40, h: 8, w: 10, ci: 8, co: 8, threads: 2, activation: .relu),  // several blocks per thread
+    ]
+
+    @Test(arguments: shapes)
+    func matchesIm2col(shape s: Shape) {
+        var g = GradientCheck()
+        let (inStride, outStride, inOffset, outOffset) = (s.ci + 3, s.co + 2, 1, 2)
+        let pixels = s.n * s.h * s.w
+        let x0 = g.uniform(pixels * inStride), kernel = g.uniform(9 * s.ci * s.co), bias = g.uniform(s.co)
+        let r = g.uniform(pixels * outStride)
+
+        func run(winograd: Bool) -> [[Float]] {
+            Parallel.configure(threads: s.threads)
+            defer { Parallel.configure(threads: 1) }
+            var x = x0, y = [Float](repeating: 0, count: pixels * outStride), dy = r
+            var dx = [Float](repeating: 7, count: x.count), dk = [Float](repeating: 0, count: kernel.count)
+            var db = [Float](repeating: 0, count: s.co)
+            let workCount = winograd
+                ? Winograd3x3.workspace(inChannels: s.ci, outChannels: s.co, threads: s.threads)
+                : Conv3x3.workspace(height: s.h, width: s.w, inChannels: max(s.ci, s.co), imagesPerChunk: s.n)
+            var work = [Float](repeating: .nan, count: workCount)  // nothing may read it unwritten
+            x.withUnsafeMutableBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+            dy.withUnsafeMutableBufferPointer { dyp in dx.withUnsafeMutableBufferPointer { dxp in
+            dk.withUnsafeMutableBufferPointer { dkp in db.withUnsafeMutableBufferPointer { dbp in
+            work.withUnsafeMutableBufferPointer { wp in
+                func view(_ p: UnsafeMutablePointer<Float>, _ c: Int, _ stride: Int) -> TensorView {
+                    TensorView(base: p, batch: s.n, height: s.h, width: s.w, channels: c, pixelStride: stride)
+                }
+                let xv = view(xp.baseAddress! + inOffset, s.ci, inStride)
+                let yv = view(yp.baseAddress! + outOffset, s.co, outStride)
+                let dyv = view(dyp.baseAddress! + outOffset, s.co, outStride)
+                let dxv = view(dxp.baseAddress! + inOffset, s.ci, inStride)
+                let (w, count) = (wp.baseAddress!, wp.count)
+                if winograd {
+                    Winograd3x3.forward(input: xv, kernel: kernel, bias: bias, output: yv, activation: s.activation,
+                                        work: w, workCount: count)
+                    Winograd3x3.backwardWeights(input: xv, output: yv, activation: s.activation, dOutput: dyv,
+                                                dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!, work: w, workCount: count)
+                    Winograd3x3.backwardData(kernel: kernel, dOutput: dyv, dInput: dxv, work: w, workCount: count)
+                } else {
+                    Conv3x3.forward(input: xv, kernel: kernel, bias: bias, output: yv, activation: s.activation,
+                                    work: w, workCount: count)
+                    Conv3x3.backward(input: xv, kernel: kernel, output: yv, activation: s.activation, dOutput: dyv,
+                                     dInput: dxv, dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!, work: w, workCount: count)
+                }
+            }}}}}}}
+            return [y, dy, dx, dk, db]
+        }
+        let expected = run(winograd: false), actual = run(winograd: true)
+        for (name, (a, b)) in zip(["y", "dy", "dx", "dkernel", "dbias"], zip(expected, actual)) {
+            let scale = max(1e-3, a.map { abs(Double($0)) }.max() ?? 0)
+            let worst = zip(a, b).map { abs(Double($0) - Double($1)) }.max() ?? 0
+            #expect(worst <= 1e-5 * scale, "\(name): worst difference \(worst) at scale \(scale)")
+            #expect(!b.contains { $0.isNaN }, "\(name): NaN (read unwritten workspace)")
+        }
+        // The gaps between channel slices are untouched: dx's padding keeps its 7s.
+        #expect(actual[2][0] == 7 && actual[2][inStride - 1] == 7)
+    }
+
+    /// Kernel and bias gradients accumulate (`+=`, as every layer's): from a non-zero start the
+    /// result is the start plus the gradient from zero.
+    @Test func gradientsAccumulate() {
+        var g = GradientCheck()
+        let (n, h, w, ci, co) = (1, 3, 4, 4, 3)
+        var x = g.uniform(n * h * w * ci), y = [Float](repeating: 1, count: n * h * w * co)
+        let dy0 = g.uniform(n * h * w * co), start = g.uniform(9 * ci * co), biasStart = g.uniform(co)
+        func gradient(from dk0: [Float], _ db0: [Float]) -> ([Float], [Float]) {
+            var dk = dk0, db = db0, dy = dy0
+            var work = [Float](repeating: 0, count: Winograd3x3.workspace(inChannels: ci, outChannels: co, threads: 1))
+            x.withUnsafeMutableBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+            dy.withUnsafeMutableBufferPointer { dyp in work.withUnsafeMutableBufferPointer { wp in
+                Winograd3x3.backwardWeights(input: TensorView(base: xp.baseAddress!, batch: n, height: h, width: w, channels: ci),
+                                            output: TensorView(base: yp.baseAddress!, batch: n, height: h, width: w, channels: co),
+                                            activation: .linear,
+                                            dOutput: TensorView(base: dyp.baseAddress!, batch: n, height: h, width: w, channels: co),
+                                            dKernel: &dk, dBias: &db, work: wp.baseAddress!, workCount: wp.count)
+            }}}}
+            return (dk, db)
+        }
+        let (fromZero, biasFromZero) = gradient(from: [Float](repeating: 0, count: start.count), [Float](repeating: 0, count: co))
+        let (accumulated, biasAccumulated) = gradient(from: start, biasStart)
+        #expect(fromZero.contains { $0 != 0 })
+        for i in 0..<start.count { #expect(abs(accumulated[i] - (start[i] + fromZero[i])) < 1e-5) }
+        for i in 0..<co { #expect(abs(biasAccumulated[i] - (biasStart[i] + biasFromZero[i])) < 1e-5) }
+    }
+}
