@@ -56,6 +56,16 @@ public enum Winograd3x3 {
         return t * 16 * inChannels * outChannels + t * blockCount(inChannels: inChannels, outChannels: outChannels)
     }
 
+    /// `Parallel.threads`, or fewer if the workspace was planned for fewer (a thread count
+    /// changed after the caller sized it: tests do).
+    static func usableThreads(inChannels ci: Int, outChannels co: Int, workCount: Int) -> Int {
+        var threads = Parallel.threads
+        while threads > 1 && workspace(inChannels: ci, outChannels: co, threads: threads) > workCount { threads -= 1 }
+        precondition(workCount >= workspace(inChannels: ci, outChannels: co, threads: threads),
+                     "Winograd workspace too small: \(workCount) < \(workspace(inChannels: ci, outChannels: co, threads: threads))")
+        return threads
+    }
+
     /// The tiling of an image: output tiles of 2x2 (the last row or column of tiles half outside
     /// when the height or width is odd).
     struct Tiling {
@@ -78,9 +88,7 @@ public enum Winograd3x3 {
                                work: UnsafeMutablePointer<Float>, workCount: Int) {
         precondition(x.batch == y.batch && x.height == y.height && x.width == y.width)
         let (ci, co) = (x.channels, y.channels)
-        let threads = Parallel.threads
-        precondition(workCount >= workspace(inChannels: ci, outChannels: co, threads: threads),
-                     "Winograd workspace too small")
+        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount)
         let u = work
         transformKernel(kernel, inChannels: ci, outChannels: co, into: u)
         runBlocks(x, ci: ci, co: co, threads: threads, work: work) { tiles, block in
@@ -104,9 +112,7 @@ public enum Winograd3x3 {
                                     work: UnsafeMutablePointer<Float>, workCount: Int) {
         precondition(dx.batch == dy.batch && dx.height == dy.height && dx.width == dy.width)
         let (ci, co) = (dx.channels, dy.channels)
-        let threads = Parallel.threads
-        precondition(workCount >= workspace(inChannels: ci, outChannels: co, threads: threads),
-                     "Winograd workspace too small")
+        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount)
         let u = work
         transformKernel(kernel, inChannels: ci, outChannels: co, into: u)
         // The roles swap: the block's "input" side holds dy (co channels), its output dx (ci).
@@ -135,15 +141,7 @@ public enum Winograd3x3 {
                                        work: UnsafeMutablePointer<Float>, workCount: Int) {
         precondition(x.batch == dy.batch && x.height == dy.height && x.width == dy.width)
         let (ci, co) = (x.channels, dy.channels)
-        let threads = Parallel.threads
-        precondition(workCount >= workspace(inChannels: ci, outChannels: co, threads: threads),
-                     "Winograd workspace too small")
-        let parts = min(threads, dy.batch)
-        Parallel.forEach(parts) { part in
-            let r = Parallel.range(part, of: parts, count: dy.batch)
-            activation.backward(output: y.images(r), gradient: dy.images(r))
-        }
-        Bias.accumulateGradient(dy, into: dBias)
+        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount)
         let kernelCount = 16 * ci * co
         let used = runBlocks(x, ci: ci, co: co, threads: threads, work: work,
                              start: { thread in (work + thread * kernelCount).update(repeating: 0, count: kernelCount) }) {
@@ -151,7 +149,7 @@ public enum Winograd3x3 {
             let du = work + thread * kernelCount
             let v = block, m = block + 16 * tiles.count * ci, zero = m + 16 * tiles.count * co
             inputTransform(x, tiles: tiles, zero: zero, into: v)
-            gradientTransform(dy, tiles: tiles, zero: zero, into: m)
+            gradientTransform(dy, output: y, activation: activation, tiles: tiles, zero: zero, into: m)
             for xi in 0..<16 {
                 // dU[ξ] (in x out) += V[ξ]^T (in x tiles) x dM[ξ] (tiles x out).
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
@@ -160,6 +158,7 @@ public enum Winograd3x3 {
                             1, du + xi * ci * co, Int32(co))
             }
         }
+        Bias.accumulateGradient(dy, into: dBias)  // dy is dL/d(pre-activation) now
         // Sum the threads' dU into thread 0's, then dK += G^T dU G, split by input channels.
         let sumParts = min(threads, ci)
         Parallel.forEach(sumParts) { part in
@@ -261,9 +260,11 @@ public enum Winograd3x3 {
         }
     }
 
-    /// dM for each tile: `A dY A^T` of its 2x2 output-gradient patch (zero outside), stored as V.
-    static func gradientTransform(_ dy: TensorView, tiles: TileRange, zero: UnsafeMutablePointer<Float>,
-                                  into m: UnsafeMutablePointer<Float>) {
+    /// dM for each tile: `A dY A^T` of its 2x2 patch of dL/d(pre-activation) (zero outside),
+    /// stored as V. `dy` holds dL/dy on entry: each pixel (every one belongs to exactly one
+    /// tile) is first turned into dL/d(pre-activation) in place, from the layer's output `y`.
+    static func gradientTransform(_ dy: TensorView, output y: TensorView, activation: Activation, tiles: TileRange,
+                                  zero: UnsafeMutablePointer<Float>, into m: UnsafeMutablePointer<Float>) {
         let c = dy.channels, (h, w) = (dy.height, dy.width)
         zero.update(repeating: 0, count: c)
         withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: 4) { g in
@@ -271,7 +272,18 @@ public enum Winograd3x3 {
                 for r in 0..<2 {
                     for s in 0..<2 {
                         let (py, px) = (oy + r, ox + s)
-                        g[2 * r + s] = py < h && px < w ? UnsafePointer(dy.pixel((n * h + py) * w + px)) : UnsafePointer(zero)
+                        guard py < h && px < w else {
+                            g[2 * r + s] = UnsafePointer(zero)
+                            continue
+                        }
+                        let p = (n * h + py) * w + px
+                        let d = dy.pixel(p), out = y.pixel(p)
+                        switch activation {
+                        case .linear: break
+                        case .relu: for i in 0..<c { d[i] = out[i] > 0 ? d[i] : 0 }
+                        case .sigmoid: for i in 0..<c { d[i] *= out[i] * (1 - out[i]) }
+                        }
+                        g[2 * r + s] = UnsafePointer(d)
                     }
                 }
                 expandGradient(g.baseAddress!, channels: c, into: m + k * 16 * c)
@@ -332,24 +344,21 @@ public enum Winograd3x3 {
                                 _ v: UnsafeMutablePointer<Float>,
                                 load: (UnsafePointer<Float>, Int) -> F8,
                                 store: (F8, UnsafeMutablePointer<Float>, Int) -> Void) {
-        // t = B^T d (rows), then V = t B (columns).
-        var t = (F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8(), F8())
-        withUnsafeMutableBytes(of: &t) { raw in
-            let t = raw.baseAddress!.assumingMemoryBound(to: F8.self)
-            for j in 0..<4 {
-                let d0 = load(d[j], i), d1 = load(d[4 + j], i), d2 = load(d[8 + j], i), d3 = load(d[12 + j], i)
-                t[j] = d0 - d2
-                t[4 + j] = d1 + d2
-                t[8 + j] = d2 - d1
-                t[12 + j] = d1 - d3
+        // Row r of t = B^T d, entry j (from column j of d), then V's row r = t_r B.
+        @inline(__always) func t(_ r: Int, _ j: Int) -> F8 {
+            switch r {
+            case 0: return load(d[j], i) - load(d[8 + j], i)
+            case 1: return load(d[4 + j], i) + load(d[8 + j], i)
+            case 2: return load(d[8 + j], i) - load(d[4 + j], i)
+            default: return load(d[4 + j], i) - load(d[12 + j], i)
             }
-            for r in 0..<4 {
-                let (a, b, e, f) = (t[4 * r], t[4 * r + 1], t[4 * r + 2], t[4 * r + 3])
-                store(a - e, v + (4 * r) * c, i)
-                store(b + e, v + (4 * r + 1) * c, i)
-                store(e - b, v + (4 * r + 2) * c, i)
-                store(b - f, v + (4 * r + 3) * c, i)
-            }
+        }
+        for r in 0..<4 {
+            let a = t(r, 0), b = t(r, 1), e = t(r, 2), f = t(r, 3)
+            store(a - e, v + (4 * r) * c, i)
+            store(b + e, v + (4 * r + 1) * c, i)
+            store(e - b, v + (4 * r + 2) * c, i)
+            store(b - f, v + (4 * r + 3) * c, i)
         }
     }
 
@@ -395,34 +404,38 @@ public enum Winograd3x3 {
                              _ y00: UnsafeMutablePointer<Float>, _ y01: UnsafeMutablePointer<Float>?,
                              _ y10: UnsafeMutablePointer<Float>?, _ y11: UnsafeMutablePointer<Float>?) {
         var i = 0
-        while i < c {
-            let wide = i + 8 <= c
-            @inline(__always) func ld(_ p: UnsafePointer<Float>) -> F8 {
-                wide ? load(p, i) : F8(p[i], 0, 0, 0, 0, 0, 0, 0)
-            }
-            @inline(__always) func st(_ value: F8, _ p: UnsafeMutablePointer<Float>?) {
-                guard let p else { return }
-                var value = value
-                if relu { value = value.replacing(with: 0, where: value .< 0) }
-                if wide { store(value, p, i) } else { p[i] = value[0] }
-            }
-            // s = A^T M (2x4), y = s A (2x2).
-            var s0 = (F8(), F8(), F8(), F8()), s1 = (F8(), F8(), F8(), F8())
-            func column(_ j: Int) -> (F8, F8) {
-                let m0 = ld(m + j * c), m1 = ld(m + (4 + j) * c), m2 = ld(m + (8 + j) * c), m3 = ld(m + (12 + j) * c)
-                return (m0 + m1 + m2, m1 - m2 - m3)
-            }
-            (s0.0, s1.0) = column(0)
-            (s0.1, s1.1) = column(1)
-            (s0.2, s1.2) = column(2)
-            (s0.3, s1.3) = column(3)
-            let b = bias.map { ld($0) } ?? F8()
-            st(s0.0 + s0.1 + s0.2 + b, y00)
-            st(s0.1 - s0.2 - s0.3 + b, y01)
-            st(s1.0 + s1.1 + s1.2 + b, y10)
-            st(s1.1 - s1.2 - s1.3 + b, y11)
-            i += wide ? 8 : 1
+        while i + 8 <= c {
+            collapseTile8(m, i, c, bias, relu, y00, y01, y10, y11, load: load, store: store)
+            i += 8
         }
+        while i < c {
+            collapseTile8(m, i, c, bias, relu, y00, y01, y10, y11, load: { p, i in F8(p[i], 0, 0, 0, 0, 0, 0, 0) },
+                          store: { value, p, i in p[i] = value[0] })
+            i += 1
+        }
+    }
+
+    @inline(__always)
+    static func collapseTile8(_ m: UnsafePointer<Float>, _ i: Int, _ c: Int, _ bias: UnsafePointer<Float>?,
+                              _ relu: Bool,
+                              _ y00: UnsafeMutablePointer<Float>, _ y01: UnsafeMutablePointer<Float>?,
+                              _ y10: UnsafeMutablePointer<Float>?, _ y11: UnsafeMutablePointer<Float>?,
+                              load: (UnsafePointer<Float>, Int) -> F8,
+                              store: (F8, UnsafeMutablePointer<Float>, Int) -> Void) {
+        // s = A^T M (2x4): column j gives (m0j + m1j + m2j, m1j - m2j - m3j); y = s A (2x2).
+        @inline(__always) func s0(_ j: Int) -> F8 { load(m + j * c, i) + load(m + (4 + j) * c, i) + load(m + (8 + j) * c, i) }
+        @inline(__always) func s1(_ j: Int) -> F8 { load(m + (4 + j) * c, i) - load(m + (8 + j) * c, i) - load(m + (12 + j) * c, i) }
+        @inline(__always) func put(_ value: F8, _ p: UnsafeMutablePointer<Float>?) {
+            guard let p else { return }
+            store(relu ? value.replacing(with: 0, where: value .< 0) : value, p, i)
+        }
+        let b = bias.map { load($0, i) } ?? F8()
+        let a0 = s0(0), a1 = s0(1), a2 = s0(2), a3 = s0(3)
+        put(a0 + a1 + a2 + b, y00)
+        put(a1 - a2 - a3 + b, y01)
+        let c0 = s1(0), c1 = s1(1), c2 = s1(2), c3 = s1(3)
+        put(c0 + c1 + c2 + b, y10)
+        put(c1 - c2 - c3 + b, y11)
     }
 
     // MARK: Kernel transforms
