@@ -1,4 +1,9 @@
 import COpenBLAS
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// 3x3 "same" convolution, stride 1, by Winograd's minimal filtering F(2x2, 3x3) (Lavin and
 /// Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): the same layer as `Conv3x3`
@@ -38,9 +43,12 @@ public enum Winograd3x3 {
     /// Tiles per block: the block's transformed input and output (16 x tiles x (in + out)
     /// floats) stay within about 4 MB per thread, between 16 and 1024 tiles.
     static func blockTiles(inChannels: Int, outChannels: Int) -> Int {
-        let budget = 1 << 20
-        return min(1024, max(16, budget / (16 * (inChannels + outChannels))))
+        min(maxTiles, max(minTiles, budget / (16 * (inChannels + outChannels))))
     }
+    static let budget = env("UNET_WINOGRAD_BUDGET") ?? (1 << 20)
+    static let minTiles = env("UNET_WINOGRAD_MIN") ?? 16
+    static let maxTiles = env("UNET_WINOGRAD_MAX") ?? 1024
+    static func env(_ name: String) -> Int? { getenv(name).flatMap { Int(String(cString: $0)) } }
 
     /// Floats of workspace one thread's block needs: V, M and one zero pixel of the wider side.
     static func blockCount(inChannels: Int, outChannels: Int) -> Int {
