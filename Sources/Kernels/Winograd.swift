@@ -39,6 +39,42 @@ import Musl
 /// runs the 16 single-threaded GEMMs on it and writes its outputs, so nothing is shared but the
 /// transformed kernel (read only); the kernel gradient is summed per thread and reduced once.
 /// The caller provides the workspace (`workspace(...)` floats), so a pass allocates nothing.
+/// The input of a convolution as one tensor, or as the concatenation along channels of two read
+/// in place (the U-Net decoder's `concatenate([up, skip])` without a copy), the first of which
+/// may be read 2x nearest-upsampled (`UpSampling2D`, without materialising it: pixel (y, x) of
+/// the first part is pixel (y / 2, x / 2) of its view). For gradients, the same parts receive
+/// the gradients of the same tensors (see `Winograd3x3.backwardData`).
+public struct Concatenation: Sendable {
+    public let first: TensorView
+    public let firstUpsampled: Bool
+    public let second: TensorView?
+
+    public init(_ view: TensorView) {
+        first = view
+        firstUpsampled = false
+        second = nil
+    }
+
+    /// `[first | second]`, the first nearest-upsampled 2x when `upsampled`.
+    public init(_ first: TensorView, upsampled: Bool, _ second: TensorView) {
+        precondition(first.batch == second.batch)
+        if upsampled {
+            precondition(2 * first.height == second.height && 2 * first.width == second.width)
+        } else {
+            precondition(first.height == second.height && first.width == second.width)
+        }
+        self.first = first
+        firstUpsampled = upsampled
+        self.second = second
+    }
+
+    var parts: Int { second == nil ? 1 : 2 }
+    public var channels: Int { first.channels + (second?.channels ?? 0) }
+    public var batch: Int { first.batch }
+    public var height: Int { second?.height ?? first.height }
+    public var width: Int { second?.width ?? first.width }
+}
+
 public enum Winograd3x3 {
     /// Tiles per block: the block's transformed input and output (16 x tiles x (in + out)
     /// floats) stay within about 4 MB per thread, between 16 and 1024 tiles.
@@ -94,12 +130,21 @@ public enum Winograd3x3 {
     public static func forward(input x: TensorView, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                output y: TensorView, activation: Activation,
                                work: UnsafeMutablePointer<Float>, workCount: Int) {
+        forward(input: Concatenation(x), kernel: kernel, bias: bias, output: y, activation: activation,
+                work: work, workCount: workCount)
+    }
+
+    /// The same, of a concatenation read in place (the U-Net decoder's [upsampled | skip]).
+    public static func forward(input x: Concatenation, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                               output y: TensorView, activation: Activation,
+                               work: UnsafeMutablePointer<Float>, workCount: Int) {
         precondition(x.batch == y.batch && x.height == y.height && x.width == y.width)
         let (ci, co) = (x.channels, y.channels)
         let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount)
         let u = work
         transformKernel(kernel, inChannels: ci, outChannels: co, into: u)
-        runBlocks(x, ci: ci, co: co, threads: threads, work: work) { tiles, block in
+        runBlocks(batch: x.batch, height: x.height, width: x.width, ci: ci, co: co, threads: threads, work: work) {
+            tiles, block, _ in
             let v = block, m = block + 16 * tiles.count * ci, zero = m + 16 * tiles.count * co
             inputTransform(x, tiles: tiles, zero: zero, into: v)
             for xi in 0..<16 {
@@ -108,7 +153,7 @@ public enum Winograd3x3 {
                             1, v + xi * ci, Int32(16 * ci), u + xi * ci * co, Int32(co),
                             0, m + xi * co, Int32(16 * co))
             }
-            outputTransform(m, tiles: tiles, into: y, bias: bias, activation: activation)
+            outputTransform(m, tiles: tiles, into: Concatenation(y), bias: bias, activation: activation)
         }
     }
 
@@ -118,15 +163,25 @@ public enum Winograd3x3 {
     /// (`backwardWeights` leaves it there).
     public static func backwardData(kernel: UnsafePointer<Float>, dOutput dy: TensorView, dInput dx: TensorView,
                                     work: UnsafeMutablePointer<Float>, workCount: Int) {
+        backwardData(kernel: kernel, dOutput: dy, dInput: Concatenation(dx), work: work, workCount: workCount)
+    }
+
+    /// The same into a concatenation's gradients: each part's gradient goes to its own view; an
+    /// upsampled part's view (the low-resolution tensor's gradient) is overwritten with the sums
+    /// over its 2x2 blocks, the adjoint of nearest upsampling, so the full-resolution gradient
+    /// of the upsampled tensor never exists.
+    public static func backwardData(kernel: UnsafePointer<Float>, dOutput dy: TensorView, dInput dx: Concatenation,
+                                    work: UnsafeMutablePointer<Float>, workCount: Int) {
         precondition(dx.batch == dy.batch && dx.height == dy.height && dx.width == dy.width)
         let (ci, co) = (dx.channels, dy.channels)
         let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount)
         let u = work
         transformKernel(kernel, inChannels: ci, outChannels: co, into: u)
         // The roles swap: the block's "input" side holds dy (co channels), its output dx (ci).
-        runBlocks(dy, ci: co, co: ci, threads: threads, work: work) { tiles, block in
+        runBlocks(batch: dy.batch, height: dy.height, width: dy.width, ci: co, co: ci, threads: threads, work: work) {
+            tiles, block, _ in
             let v = block, m = block + 16 * tiles.count * co, zero = m + 16 * tiles.count * ci
-            inputTransform(dy, tiles: tiles, zero: zero, into: v)
+            inputTransform(Concatenation(dy), tiles: tiles, zero: zero, into: v)
             for i in 0..<4 {
                 for j in 0..<4 {
                     let xi = 4 * i + j, turned = 4 * turn(i) + turn(j)
@@ -147,13 +202,23 @@ public enum Winograd3x3 {
                                        dOutput dy: TensorView, dKernel: UnsafeMutablePointer<Float>,
                                        dBias: UnsafeMutablePointer<Float>,
                                        work: UnsafeMutablePointer<Float>, workCount: Int) {
+        backwardWeights(input: Concatenation(x), output: y, activation: activation, dOutput: dy, dKernel: dKernel,
+                        dBias: dBias, work: work, workCount: workCount)
+    }
+
+    /// The same for a convolution of a concatenation.
+    public static func backwardWeights(input x: Concatenation, output y: TensorView, activation: Activation,
+                                       dOutput dy: TensorView, dKernel: UnsafeMutablePointer<Float>,
+                                       dBias: UnsafeMutablePointer<Float>,
+                                       work: UnsafeMutablePointer<Float>, workCount: Int) {
         precondition(x.batch == dy.batch && x.height == dy.height && x.width == dy.width)
         let (ci, co) = (x.channels, dy.channels)
         let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount)
         let kernelCount = 16 * ci * co
-        let used = runBlocks(x, ci: ci, co: co, threads: threads, work: work,
-                             start: { thread in (work + thread * kernelCount).update(repeating: 0, count: kernelCount) }) {
-            tiles, block, thread in
+        let used = runBlocks(batch: x.batch, height: x.height, width: x.width, ci: ci, co: co, threads: threads,
+                             work: work, start: { thread in
+                                 (work + thread * kernelCount).update(repeating: 0, count: kernelCount)
+                             }) { tiles, block, thread in
             let du = work + thread * kernelCount
             let v = block, m = block + 16 * tiles.count * ci, zero = m + 16 * tiles.count * co
             inputTransform(x, tiles: tiles, zero: zero, into: v)
@@ -187,16 +252,16 @@ public enum Winograd3x3 {
 
     // MARK: Blocks and threads
 
-    /// Splits the tiles of `x`'s images into one contiguous range per thread and calls
+    /// Splits the tiles of `batch` images into one contiguous range per thread and calls
     /// `body(tiles, block, thread)` on blocks of at most `blockTiles` tiles, each thread with its
     /// own block of workspace after the `threads` kernel-sized regions. Returns the number of
     /// threads that ran (after `start(thread)` once each).
     @discardableResult
-    static func runBlocks(_ x: TensorView, ci: Int, co: Int, threads: Int, work: UnsafeMutablePointer<Float>,
-                          start: (Int) -> Void = { _ in },
+    static func runBlocks(batch: Int, height: Int, width: Int, ci: Int, co: Int, threads: Int,
+                          work: UnsafeMutablePointer<Float>, start: (Int) -> Void = { _ in },
                           _ body: (TileRange, UnsafeMutablePointer<Float>, Int) -> Void) -> Int {
-        let tiling = Tiling(height: x.height, width: x.width)
-        let total = x.batch * tiling.perImage
+        let tiling = Tiling(height: height, width: width)
+        let total = batch * tiling.perImage
         let perBlock = blockTiles(inChannels: ci, outChannels: co)
         let parts = max(1, min(threads, (total + 15) / 16))
         let blocks = work + threads * 16 * ci * co
@@ -213,11 +278,6 @@ public enum Winograd3x3 {
             }
         }
         return parts
-    }
-
-    static func runBlocks(_ x: TensorView, ci: Int, co: Int, threads: Int, work: UnsafeMutablePointer<Float>,
-                          _ body: (TileRange, UnsafeMutablePointer<Float>) -> Void) {
-        runBlocks(x, ci: ci, co: co, threads: threads, work: work) { tiles, block, _ in body(tiles, block) }
     }
 
     /// A run of consecutive tiles (image-major, then tile rows, then tile columns).
@@ -248,22 +308,34 @@ public enum Winograd3x3 {
     }
 
     /// V for each tile: `B^T d B` of its 4x4 input patch (rows oy-1...oy+2, columns ox-1...ox+2,
-    /// zero outside), stored tile by tile as 16 rows of `x.channels` (ξ-major).
-    static func inputTransform(_ x: TensorView, tiles: TileRange, zero: UnsafeMutablePointer<Float>,
+    /// zero outside), stored tile by tile as 16 rows of `x.channels` (ξ-major), each part of a
+    /// concatenation into its own channels of the rows.
+    static func inputTransform(_ x: Concatenation, tiles: TileRange, zero: UnsafeMutablePointer<Float>,
                                into v: UnsafeMutablePointer<Float>) {
-        let c = x.channels, (h, w) = (x.height, x.width)
-        zero.update(repeating: 0, count: c)
+        let ci = x.channels, (h, w) = (x.height, x.width)
+        zero.update(repeating: 0, count: max(x.first.channels, x.second?.channels ?? 0))
         withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: 16) { d in
             forEachTile(tiles) { k, n, oy, ox in
-                for i in 0..<4 {
-                    let iy = oy - 1 + i
-                    for j in 0..<4 {
-                        let ix = ox - 1 + j
-                        d[4 * i + j] = iy >= 0 && iy < h && ix >= 0 && ix < w
-                            ? UnsafePointer(x.pixel((n * h + iy) * w + ix)) : UnsafePointer(zero)
+                var offset = 0
+                for part in 0..<x.parts {
+                    let view = part == 0 ? x.first : x.second!
+                    let upsampled = part == 0 && x.firstUpsampled
+                    for i in 0..<4 {
+                        let iy = oy - 1 + i
+                        for j in 0..<4 {
+                            let ix = ox - 1 + j
+                            if iy < 0 || iy >= h || ix < 0 || ix >= w {
+                                d[4 * i + j] = UnsafePointer(zero)
+                            } else if upsampled {
+                                d[4 * i + j] = UnsafePointer(view.pixel((n * view.height + (iy >> 1)) * view.width + (ix >> 1)))
+                            } else {
+                                d[4 * i + j] = UnsafePointer(view.pixel((n * h + iy) * w + ix))
+                            }
+                        }
                     }
+                    transformPatch(d.baseAddress!, channels: view.channels, into: v + k * 16 * ci + offset, xiStride: ci)
+                    offset += view.channels
                 }
-                transformPatch(d.baseAddress!, channels: c, into: v + k * 16 * c)
             }
         }
     }
@@ -294,29 +366,44 @@ public enum Winograd3x3 {
                         g[2 * r + s] = UnsafePointer(d)
                     }
                 }
-                expandGradient(g.baseAddress!, channels: c, into: m + k * 16 * c)
+                expandGradient(g.baseAddress!, channels: c, into: m + k * 16 * c, xiStride: c)
             }
         }
     }
 
-    /// Writes each tile's 2x2 outputs `A^T M A` (+ bias, activation) into `y` (those inside it).
-    static func outputTransform(_ m: UnsafeMutablePointer<Float>, tiles: TileRange, into y: TensorView,
+    /// Writes each tile's 2x2 outputs `A^T M A` (+ bias, activation) into `y` (those inside it),
+    /// each part of a concatenation from its channels of M; an upsampled part gets the sum of
+    /// the four (linear only), at the tile's pixel of the low-resolution view.
+    static func outputTransform(_ m: UnsafeMutablePointer<Float>, tiles: TileRange, into y: Concatenation,
                                 bias: UnsafePointer<Float>?, activation: Activation) {
         let c = y.channels, (h, w) = (y.height, y.width)
         let relu = activation == .relu
+        precondition(!y.firstUpsampled || (bias == nil && activation == .linear && h % 2 == 0 && w % 2 == 0))
         forEachTile(tiles) { k, n, oy, ox in
-            let src = m + k * 16 * c
-            let y00 = y.pixel((n * h + oy) * w + ox)
-            let right = ox + 1 < w, down = oy + 1 < h
-            let y01 = right ? y00 + y.pixelStride : nil
-            let y10 = down ? y00 + w * y.pixelStride : nil
-            let y11 = right && down ? y00 + (w + 1) * y.pixelStride : nil
-            collapseTile(src, channels: c, bias: bias, relu: relu, y00, y01, y10, y11)
-            if activation == .sigmoid {
-                for i in 0..<c { y00[i] = logistic(y00[i]) }
-                if let y01 { for i in 0..<c { y01[i] = logistic(y01[i]) } }
-                if let y10 { for i in 0..<c { y10[i] = logistic(y10[i]) } }
-                if let y11 { for i in 0..<c { y11[i] = logistic(y11[i]) } }
+            var offset = 0
+            for part in 0..<y.parts {
+                let view = part == 0 ? y.first : y.second!
+                let src = m + k * 16 * c + offset
+                offset += view.channels
+                if part == 0 && y.firstUpsampled {
+                    collapseSum(src, channels: view.channels, xiStride: c,
+                                into: view.pixel((n * view.height + (oy >> 1)) * view.width + (ox >> 1)))
+                    continue
+                }
+                let y00 = view.pixel((n * h + oy) * w + ox)
+                let right = ox + 1 < w, down = oy + 1 < h
+                let y01 = right ? y00 + view.pixelStride : nil
+                let y10 = down ? y00 + w * view.pixelStride : nil
+                let y11 = right && down ? y00 + (w + 1) * view.pixelStride : nil
+                collapseTile(src, channels: view.channels, xiStride: c, bias: bias.map { $0 + offset - view.channels },
+                             relu: relu, y00, y01, y10, y11)
+                if activation == .sigmoid {
+                    let cv = view.channels
+                    for i in 0..<cv { y00[i] = logistic(y00[i]) }
+                    if let y01 { for i in 0..<cv { y01[i] = logistic(y01[i]) } }
+                    if let y10 { for i in 0..<cv { y10[i] = logistic(y10[i]) } }
+                    if let y11 { for i in 0..<cv { y11[i] = logistic(y11[i]) } }
+                }
             }
         }
     }
@@ -334,21 +421,21 @@ public enum Winograd3x3 {
     /// `channels` floats.
     @inline(__always)
     static func transformPatch(_ d: UnsafePointer<UnsafePointer<Float>>, channels c: Int,
-                               into v: UnsafeMutablePointer<Float>) {
+                               into v: UnsafeMutablePointer<Float>, xiStride xs: Int) {
         var i = 0
         while i + 8 <= c {
-            transformPatch8(d, i, c, v, load: load, store: store)
+            transformPatch8(d, i, xs, v, load: load, store: store)
             i += 8
         }
         while i < c {
-            transformPatch8(d, i, c, v, load: { p, i in F8(p[i], 0, 0, 0, 0, 0, 0, 0) },
+            transformPatch8(d, i, xs, v, load: { p, i in F8(p[i], 0, 0, 0, 0, 0, 0, 0) },
                             store: { value, p, i in p[i] = value[0] })
             i += 1
         }
     }
 
     @inline(__always)
-    static func transformPatch8(_ d: UnsafePointer<UnsafePointer<Float>>, _ i: Int, _ c: Int,
+    static func transformPatch8(_ d: UnsafePointer<UnsafePointer<Float>>, _ i: Int, _ xs: Int,
                                 _ v: UnsafeMutablePointer<Float>,
                                 load: (UnsafePointer<Float>, Int) -> F8,
                                 store: (F8, UnsafeMutablePointer<Float>, Int) -> Void) {
@@ -363,31 +450,31 @@ public enum Winograd3x3 {
         }
         for r in 0..<4 {
             let a = t(r, 0), b = t(r, 1), e = t(r, 2), f = t(r, 3)
-            store(a - e, v + (4 * r) * c, i)
-            store(b + e, v + (4 * r + 1) * c, i)
-            store(e - b, v + (4 * r + 2) * c, i)
-            store(b - f, v + (4 * r + 3) * c, i)
+            store(a - e, v + (4 * r) * xs, i)
+            store(b + e, v + (4 * r + 1) * xs, i)
+            store(e - b, v + (4 * r + 2) * xs, i)
+            store(b - f, v + (4 * r + 3) * xs, i)
         }
     }
 
     /// `A g A^T` for one 2x2 gradient patch (`g`: 4 pixel pointers) into 16 rows of `channels`.
     @inline(__always)
     static func expandGradient(_ g: UnsafePointer<UnsafePointer<Float>>, channels c: Int,
-                               into m: UnsafeMutablePointer<Float>) {
+                               into m: UnsafeMutablePointer<Float>, xiStride xs: Int) {
         var i = 0
         while i + 8 <= c {
-            expandGradient8(g, i, c, m, load: load, store: store)
+            expandGradient8(g, i, xs, m, load: load, store: store)
             i += 8
         }
         while i < c {
-            expandGradient8(g, i, c, m, load: { p, i in F8(p[i], 0, 0, 0, 0, 0, 0, 0) },
+            expandGradient8(g, i, xs, m, load: { p, i in F8(p[i], 0, 0, 0, 0, 0, 0, 0) },
                             store: { value, p, i in p[i] = value[0] })
             i += 1
         }
     }
 
     @inline(__always)
-    static func expandGradient8(_ g: UnsafePointer<UnsafePointer<Float>>, _ i: Int, _ c: Int,
+    static func expandGradient8(_ g: UnsafePointer<UnsafePointer<Float>>, _ i: Int, _ xs: Int,
                                 _ m: UnsafeMutablePointer<Float>,
                                 load: (UnsafePointer<Float>, Int) -> F8,
                                 store: (F8, UnsafeMutablePointer<Float>, Int) -> Void) {
@@ -395,10 +482,10 @@ public enum Winograd3x3 {
         let g00 = load(g[0], i), g01 = load(g[1], i), g10 = load(g[2], i), g11 = load(g[3], i)
         // u = A g (4x2), then A u^T per row.
         @inline(__always) func row(_ r: Int, _ a: F8, _ b: F8) {
-            store(a, m + (4 * r) * c, i)
-            store(a + b, m + (4 * r + 1) * c, i)
-            store(a - b, m + (4 * r + 2) * c, i)
-            store(-b, m + (4 * r + 3) * c, i)
+            store(a, m + (4 * r) * xs, i)
+            store(a + b, m + (4 * r + 1) * xs, i)
+            store(a - b, m + (4 * r + 2) * xs, i)
+            store(-b, m + (4 * r + 3) * xs, i)
         }
         row(0, g00, g01)
         row(1, g00 + g10, g01 + g11)
@@ -408,31 +495,32 @@ public enum Winograd3x3 {
 
     /// `A^T M A` for one tile (+ bias, ReLU), written to the outputs that exist.
     @inline(__always)
-    static func collapseTile(_ m: UnsafePointer<Float>, channels c: Int, bias: UnsafePointer<Float>?, relu: Bool,
+    static func collapseTile(_ m: UnsafePointer<Float>, channels c: Int, xiStride xs: Int,
+                             bias: UnsafePointer<Float>?, relu: Bool,
                              _ y00: UnsafeMutablePointer<Float>, _ y01: UnsafeMutablePointer<Float>?,
                              _ y10: UnsafeMutablePointer<Float>?, _ y11: UnsafeMutablePointer<Float>?) {
         var i = 0
         while i + 8 <= c {
-            collapseTile8(m, i, c, bias, relu, y00, y01, y10, y11, load: load, store: store)
+            collapseTile8(m, i, xs, bias, relu, y00, y01, y10, y11, load: load, store: store)
             i += 8
         }
         while i < c {
-            collapseTile8(m, i, c, bias, relu, y00, y01, y10, y11, load: { p, i in F8(p[i], 0, 0, 0, 0, 0, 0, 0) },
+            collapseTile8(m, i, xs, bias, relu, y00, y01, y10, y11, load: { p, i in F8(p[i], 0, 0, 0, 0, 0, 0, 0) },
                           store: { value, p, i in p[i] = value[0] })
             i += 1
         }
     }
 
     @inline(__always)
-    static func collapseTile8(_ m: UnsafePointer<Float>, _ i: Int, _ c: Int, _ bias: UnsafePointer<Float>?,
+    static func collapseTile8(_ m: UnsafePointer<Float>, _ i: Int, _ xs: Int, _ bias: UnsafePointer<Float>?,
                               _ relu: Bool,
                               _ y00: UnsafeMutablePointer<Float>, _ y01: UnsafeMutablePointer<Float>?,
                               _ y10: UnsafeMutablePointer<Float>?, _ y11: UnsafeMutablePointer<Float>?,
                               load: (UnsafePointer<Float>, Int) -> F8,
                               store: (F8, UnsafeMutablePointer<Float>, Int) -> Void) {
         // s = A^T M (2x4): column j gives (m0j + m1j + m2j, m1j - m2j - m3j); y = s A (2x2).
-        @inline(__always) func s0(_ j: Int) -> F8 { load(m + j * c, i) + load(m + (4 + j) * c, i) + load(m + (8 + j) * c, i) }
-        @inline(__always) func s1(_ j: Int) -> F8 { load(m + (4 + j) * c, i) - load(m + (8 + j) * c, i) - load(m + (12 + j) * c, i) }
+        @inline(__always) func s0(_ j: Int) -> F8 { load(m + j * xs, i) + load(m + (4 + j) * xs, i) + load(m + (8 + j) * xs, i) }
+        @inline(__always) func s1(_ j: Int) -> F8 { load(m + (4 + j) * xs, i) - load(m + (8 + j) * xs, i) - load(m + (12 + j) * xs, i) }
         @inline(__always) func put(_ value: F8, _ p: UnsafeMutablePointer<Float>?) {
             guard let p else { return }
             store(relu ? value.replacing(with: 0, where: value .< 0) : value, p, i)
@@ -444,6 +532,36 @@ public enum Winograd3x3 {
         let c0 = s1(0), c1 = s1(1), c2 = s1(2), c3 = s1(3)
         put(c0 + c1 + c2 + b, y10)
         put(c1 - c2 - c3 + b, y11)
+    }
+
+    /// The sum of a tile's four outputs `A^T M A` (the adjoint of nearest upsampling, for the
+    /// gradient of the low-resolution tensor): `s0(0) + 2 s0(1) - s0(3) + s1(0) + 2 s1(1) - s1(3)`
+    /// in `collapseTile8`'s terms.
+    @inline(__always)
+    static func collapseSum(_ m: UnsafePointer<Float>, channels c: Int, xiStride xs: Int,
+                            into out: UnsafeMutablePointer<Float>) {
+        var i = 0
+        while i + 8 <= c {
+            collapseSum8(m, i, xs, out, load: load, store: store)
+            i += 8
+        }
+        while i < c {
+            collapseSum8(m, i, xs, out, load: { p, i in F8(p[i], 0, 0, 0, 0, 0, 0, 0) },
+                         store: { value, p, i in p[i] = value[0] })
+            i += 1
+        }
+    }
+
+    @inline(__always)
+    static func collapseSum8(_ m: UnsafePointer<Float>, _ i: Int, _ xs: Int, _ out: UnsafeMutablePointer<Float>,
+                             load: (UnsafePointer<Float>, Int) -> F8,
+                             store: (F8, UnsafeMutablePointer<Float>, Int) -> Void) {
+        // Column j of M contributes (row sums of A^T A): m0j + 2 m1j - m3j... per column weight.
+        // s0(j) + s1(j) = m0j + 2 m1j - m3j; the columns then weigh 1, 2, 0, -1 likewise.
+        @inline(__always) func column(_ j: Int) -> F8 {
+            load(m + j * xs, i) + 2 * load(m + (4 + j) * xs, i) - load(m + (12 + j) * xs, i)
+        }
+        store(column(0) + 2 * column(1) - column(3), out, i)
     }
 
     // MARK: Kernel transforms

@@ -106,4 +106,75 @@ struct WinogradTests {
         for i in 0..<start.count { #expect(abs(accumulated[i] - (start[i] + fromZero[i])) < 1e-5) }
         for i in 0..<co { #expect(abs(biasAccumulated[i] - (biasStart[i] + biasFromZero[i])) < 1e-5) }
     }
+
+    /// A concatenation read in place — `[up | skip]` with `up` a nearest 2x upsampling of a
+    /// half-size tensor, or two same-size tensors — gives what the materialised concatenation
+    /// gives: outputs, kernel and bias gradients, and input gradients (the upsampled part's as
+    /// the 2x2 block sums, what `Upsample2x.backward` makes of the full-size gradient).
+    @Test(arguments: [true, false])
+    func concatenationReadInPlace(upsampled: Bool) {
+        var g = GradientCheck()
+        let (n, h, w, ca, cb, co) = (3, 6, 4, 10, 5, 9)
+        let (ha, wa) = upsampled ? (h / 2, w / 2) : (h, w)
+        let a = g.uniform(n * ha * wa * ca), b = g.uniform(n * h * w * cb)
+        let kernel = g.uniform(9 * (ca + cb) * co), bias = g.uniform(co), r = g.uniform(n * h * w * co)
+        // The materialised concatenation.
+        var whole = [Float](repeating: 0, count: n * h * w * (ca + cb))
+        for s in 0..<n { for y in 0..<h { for x in 0..<w {
+            let p = (s * h + y) * w + x
+            let q = upsampled ? (s * ha + y / 2) * wa + x / 2 : p
+            for c in 0..<ca { whole[p * (ca + cb) + c] = a[q * ca + c] }
+            for c in 0..<cb { whole[p * (ca + cb) + ca + c] = b[p * cb + c] }
+        }}}
+        Parallel.configure(threads: 2)
+        defer { Parallel.configure(threads: 1) }
+        var work = [Float](repeating: 0, count: Winograd3x3.workspace(inChannels: ca + cb, outChannels: co, threads: 2))
+        func run(concatenated: Bool) -> [[Float]] {
+            var a = a, b = b, whole = whole
+            var y = [Float](repeating: 0, count: n * h * w * co), dy = r
+            var dk = [Float](repeating: 0, count: kernel.count), db = [Float](repeating: 0, count: co)
+            var da = [Float](repeating: 7, count: a.count), dbb = [Float](repeating: 7, count: b.count)
+            var dwhole = [Float](repeating: 7, count: whole.count)
+            a.withUnsafeMutableBufferPointer { ap in b.withUnsafeMutableBufferPointer { bp in
+            whole.withUnsafeMutableBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+            dy.withUnsafeMutableBufferPointer { dyp in dk.withUnsafeMutableBufferPointer { dkp in
+            db.withUnsafeMutableBufferPointer { dbp in da.withUnsafeMutableBufferPointer { dap in
+            dbb.withUnsafeMutableBufferPointer { dbbp in dwhole.withUnsafeMutableBufferPointer { dwp in
+            work.withUnsafeMutableBufferPointer { work in
+                func view(_ p: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ c: Int) -> TensorView {
+                    TensorView(base: p, batch: n, height: h, width: w, channels: c)
+                }
+                let x = concatenated
+                    ? Concatenation(view(ap.baseAddress!, ha, wa, ca), upsampled: upsampled, view(bp.baseAddress!, h, w, cb))
+                    : Concatenation(view(wp.baseAddress!, h, w, ca + cb))
+                let dx = concatenated
+                    ? Concatenation(view(dap.baseAddress!, ha, wa, ca), upsampled: upsampled, view(dbbp.baseAddress!, h, w, cb))
+                    : Concatenation(view(dwp.baseAddress!, h, w, ca + cb))
+                let yv = view(yp.baseAddress!, h, w, co), dyv = view(dyp.baseAddress!, h, w, co)
+                Winograd3x3.forward(input: x, kernel: kernel, bias: bias, output: yv, activation: .relu,
+                                    work: work.baseAddress!, workCount: work.count)
+                Winograd3x3.backwardWeights(input: x, output: yv, activation: .relu, dOutput: dyv,
+                                            dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!,
+                                            work: work.baseAddress!, workCount: work.count)
+                Winograd3x3.backwardData(kernel: kernel, dOutput: dyv, dInput: dx,
+                                         work: work.baseAddress!, workCount: work.count)
+            }}}}}}}}}}}
+            if concatenated { return [y, dk, db, da, dbb] }
+            // Split the materialised gradient into the parts' gradients.
+            var ga = [Float](repeating: 0, count: a.count), gb = [Float](repeating: 0, count: b.count)
+            for s in 0..<n { for y in 0..<h { for x in 0..<w {
+                let p = (s * h + y) * w + x
+                let q = upsampled ? (s * ha + y / 2) * wa + x / 2 : p
+                for c in 0..<ca { ga[q * ca + c] += dwhole[p * (ca + cb) + c] }
+                for c in 0..<cb { gb[p * cb + c] = dwhole[p * (ca + cb) + ca + c] }
+            }}}
+            return [y, dk, db, ga, gb]
+        }
+        let expected = run(concatenated: false), actual = run(concatenated: true)
+        for (name, (e, x)) in zip(["y", "dkernel", "dbias", "d first", "d second"], zip(expected, actual)) {
+            let scale = max(1e-3, e.map { abs(Double($0)) }.max() ?? 0)
+            let worst = zip(e, x).map { abs(Double($0) - Double($1)) }.max() ?? 0
+            #expect(worst <= 1e-5 * scale, "\(name): worst difference \(worst) at scale \(scale)")
+        }
+    }
 }
