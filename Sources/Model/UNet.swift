@@ -5,10 +5,13 @@ import Random
 /// table of named views into them in Keras' order, and activation buffers planned once for the
 /// largest batch, so the training step allocates nothing.
 ///
-/// Activations are NHWC. Each concatenation is one buffer per decoder level: the encoder's second
-/// convolution writes into its upper channel slice and the upsampling into its lower one (the
-/// upsampled tensor comes first, as in the tutorial's `concatenate([up, conv], axis=3)`); the
-/// decoder reads it whole and nothing is copied. Gradient buffers mirror the activation buffers.
+/// Activations are NHWC. No concatenation is ever materialised: the decoder's first convolution
+/// reads `[up | skip]` in place (`Kernels.Concatenation`, the upsampled tensor first, as in the
+/// tutorial's `concatenate([up, conv], axis=3)`), and with nearest upsampling `up` itself is
+/// never materialised either: the convolution reads the level below at half resolution, and its
+/// input gradient goes back to the level below as 2x2 block sums. So a level holds, per image,
+/// five tensors of its size (first conv, skip, pooled, two decoder convs; a sixth, `up`, with
+/// transposed convolutions) instead of seven with a 3f-channel concatenation and its gradient.
 ///
 /// The model knows nothing of files, MPI or losses: `forward` maps the input buffer to
 /// probabilities, `backward` maps dL/dprobabilities to parameter gradients.
@@ -21,19 +24,11 @@ public final class UNet: @unchecked Sendable {
     public var gradients: [Float]
     /// The largest batch the buffers are planned for.
     public let maxBatch: Int
-    /// How the 3x3 convolutions with more than one input channel run (the first layer, one input
-    /// channel, is always im2col: its GEMM has k = 9 and Winograd's would have k = 1).
-    public let convolution: ConvolutionAlgorithm
-
-    /// The 3x3 convolution algorithms: both give the same results up to rounding
-    /// (`WinogradTests`); Winograd F(2x2, 3x3) does 2.25x fewer multiplications.
-    public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
-        case im2col, winograd
-    }
 
     // Per-level buffers (index = level). Each `Buffer` holds an activation and its gradient.
     private var encoderFirst: [Buffer] = []   // first conv of encoder level i
-    private var concat: [Buffer] = []         // [upsampled | skip] at level i
+    private var skip: [Buffer] = []           // second conv of encoder level i (the skip connection)
+    private var up: [Buffer?] = []            // transposed convolution into level i (nil: nearest)
     private var pooled: [Buffer] = []         // pooling of level i (input of level i + 1)
     private var bottom: [Buffer] = []         // the two bottom convolutions
     private var decoderFirst: [Buffer] = []   // first conv of decoder level i
@@ -92,12 +87,10 @@ public final class UNet: @unchecked Sendable {
 
     /// Builds the model with Keras' initialisation (Glorot-uniform kernels, zero biases) drawn from
     /// `SeededGenerator(seed)`, with buffers for batches of up to `maxBatch` images.
-    public init(configuration: UNetConfiguration, seed: UInt64 = 0, maxBatch: Int,
-                convolution: ConvolutionAlgorithm = .winograd) throws {
+    public init(configuration: UNetConfiguration, seed: UInt64 = 0, maxBatch: Int) throws {
         try configuration.validate()
         precondition(maxBatch >= 1)
         self.configuration = configuration
-        self.convolution = convolution
         self.maxBatch = maxBatch
         table = configuration.parameterTable
         parameters = [Float](repeating: 0, count: configuration.parameterCount)
@@ -128,47 +121,43 @@ public final class UNet: @unchecked Sendable {
         let (r, c) = (configuration.rows, configuration.cols)
         inputBuffer = Buffer(batch: maxBatch, height: r, width: c, channels: 1)
         outputBuffer = Buffer(batch: maxBatch, height: r, width: c, channels: 1)
-        // Workspace: per kernel thread, one image of im2col for the widest im2col convolution,
-        // so that every chunk holds at least an image for each thread (Kernels.Parallel splits
-        // chunks by images); one image of the transposed convolution's GEMM; and the Winograd
+        // Workspace: the first convolution's im2col (one image per kernel thread, so that every
+        // chunk holds at least an image for each thread: Kernels.Parallel splits chunks by
+        // images); one image of the transposed convolution's GEMM; and the Winograd
         // convolutions' transformed kernels and tile blocks (their own per-thread parts).
         let threads = max(1, Parallel.threads)
-        let imagesPerChunk = min(threads, maxBatch)
-        var workNeeded = 0
-        func conv3x3(height h: Int, width w: Int, in ci: Int, out co: Int) {
-            if ci == 1 || convolution == .im2col {
-                workNeeded = max(workNeeded, h * w * 9 * max(ci, co) * imagesPerChunk)
-            } else {
-                workNeeded = max(workNeeded, Winograd3x3.workspace(inChannels: ci, outChannels: co, threads: threads))
-            }
+        var workNeeded = r * c * 9 * configuration.filters(level: 0) * min(threads, maxBatch)
+        func conv3x3(in ci: Int, out co: Int) {
+            workNeeded = max(workNeeded, Winograd3x3.workspace(inChannels: ci, outChannels: co, threads: threads))
         }
+        let transpose = configuration.upsample == .transpose
         for level in 0..<d {
             let (h, w, f) = (r >> level, c >> level, configuration.filters(level: level))
-            let up = configuration.upsample == .nearest ? 2 * f : f
+            let upChannels = transpose ? f : 2 * f
             encoderFirst.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
-            concat.append(Buffer(batch: maxBatch, height: h, width: w, channels: up + f))
+            skip.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
+            up.append(transpose ? Buffer(batch: maxBatch, height: h, width: w, channels: f) : nil)
             pooled.append(Buffer(batch: maxBatch, height: h / 2, width: w / 2, channels: f))
             decoderFirst.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
             decoderSecond.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
-            let inputChannels = level == 0 ? 1 : configuration.filters(level: level - 1)
-            conv3x3(height: h, width: w, in: inputChannels, out: f)
-            conv3x3(height: h, width: w, in: f, out: f)
-            conv3x3(height: h, width: w, in: up + f, out: f)
+            if level > 0 { conv3x3(in: configuration.filters(level: level - 1), out: f) }
+            conv3x3(in: f, out: f)
+            conv3x3(in: upChannels + f, out: f)
             workNeeded = max(workNeeded, (h / 2) * (w / 2) * 4 * f)
         }
         let (hb, wb, fb) = (r >> d, c >> d, configuration.filters(level: d))
         bottom = [Buffer(batch: maxBatch, height: hb, width: wb, channels: fb),
                   Buffer(batch: maxBatch, height: hb, width: wb, channels: fb)]
-        conv3x3(height: hb, width: wb, in: configuration.filters(level: d - 1), out: fb)
-        conv3x3(height: hb, width: wb, in: fb, out: fb)
-        // Gradient memory: only the concatenation buffers' gradients live long (the skip slice is
-        // written in the decoder and read back in the encoder). Every other gradient is written
-        // by one step of `backward` and read by the next, so in the order they are produced —
-        // decoder second/first per level from the top, the bottom pair, then pooled/first per
-        // level from the bottom — consecutive ones alternate between two scratch buffers (a
-        // step never reads and writes the same one).
+        conv3x3(in: configuration.filters(level: d - 1), out: fb)
+        conv3x3(in: fb, out: fb)
+        // Gradient memory: only the skip connections' gradients live long (written in the
+        // decoder, read back in the encoder). Every other gradient is written by one step of
+        // `backward` and read by the next, so in the order they are produced — decoder
+        // second/first (and the transposed convolution's output) per level from the top, the
+        // bottom pair, then pooled/first per level from the bottom — consecutive ones alternate
+        // between two scratch buffers (a step never reads and writes the same one).
         var transient: [Buffer] = []
-        for level in 0..<d { transient += [decoderSecond[level], decoderFirst[level]] }
+        for level in 0..<d { transient += [decoderSecond[level], decoderFirst[level]] + (up[level].map { [$0] } ?? []) }
         transient += [bottom[1], bottom[0]]
         for level in stride(from: d - 1, through: 0, by: -1) { transient += [pooled[level], encoderFirst[level]] }
         let scratchCount = transient.map(\.count).max()!
@@ -247,11 +236,6 @@ public final class UNet: @unchecked Sendable {
     public var profiling = false
     public var times = LayerTimes()
 
-    /// Whether a 3x3 convolution of `x` runs by Winograd (see `convolution`).
-    @inline(__always) private func winograd(_ x: TensorView) -> Bool {
-        convolution == .winograd && x.channels > 1
-    }
-
     @inline(__always) private func timed(_ key: WritableKeyPath<LayerTimes, Double>, _ body: () -> Void) {
         guard profiling else { return body() }
         let start = monotonicSeconds()
@@ -263,44 +247,38 @@ public final class UNet: @unchecked Sendable {
     public func forward(batch n: Int) {
         precondition(n >= 1 && n <= maxBatch)
         let d = configuration.depth
-        let nearest = configuration.upsample == .nearest
         parameters.withUnsafeBufferPointer { pb in
             let p = pb.baseAddress!
-            func conv(_ x: TensorView, _ layer: Conv, _ y: TensorView) {
+            func conv(_ x: Concatenation, _ layer: Conv, _ y: TensorView) {
                 timed(\.convolutionForward) {
-                    if winograd(x) {
-                        Winograd3x3.forward(input: x, kernel: p + layer.kernel, bias: p + layer.bias, output: y,
-                                            activation: .relu, work: work, workCount: workCount)
-                    } else {
-                        Conv3x3.forward(input: x, kernel: p + layer.kernel, bias: p + layer.bias, output: y,
+                    Winograd3x3.forward(input: x, kernel: p + layer.kernel, bias: p + layer.bias, output: y,
                                         activation: .relu, work: work, workCount: workCount)
-                    }
                 }
             }
-            var x = inputBuffer.view(n)
-            for level in 0..<d {
-                let skip = skipView(level, n)
-                conv(x, encoderConvs[level].0, encoderFirst[level].view(n))
-                conv(encoderFirst[level].view(n), encoderConvs[level].1, skip)
-                timed(\.pooling) { MaxPool2x2.forward(input: skip, output: pooled[level].view(n)) }
-                x = pooled[level].view(n)
+            // The first layer has one input channel: im2col (a GEMM with k = 9; Winograd's would
+            // have k = 1).
+            timed(\.convolutionForward) {
+                Conv3x3.forward(input: inputBuffer.view(n), kernel: p + encoderConvs[0].0.kernel,
+                                bias: p + encoderConvs[0].0.bias, output: encoderFirst[0].view(n), activation: .relu,
+                                work: work, workCount: workCount)
             }
-            conv(x, bottomConvs.0, bottom[0].view(n))
-            conv(bottom[0].view(n), bottomConvs.1, bottom[1].view(n))
+            for level in 0..<d {
+                if level > 0 { conv(Concatenation(pooled[level - 1].view(n)), encoderConvs[level].0, encoderFirst[level].view(n)) }
+                conv(Concatenation(encoderFirst[level].view(n)), encoderConvs[level].1, skip[level].view(n))
+                timed(\.pooling) { MaxPool2x2.forward(input: skip[level].view(n), output: pooled[level].view(n)) }
+            }
+            conv(Concatenation(pooled[d - 1].view(n)), bottomConvs.0, bottom[0].view(n))
+            conv(Concatenation(bottom[0].view(n)), bottomConvs.1, bottom[1].view(n))
             var below = bottom[1].view(n)
             for level in stride(from: d - 1, through: 0, by: -1) {
-                let up = upView(level, n)
-                timed(\.upsampling) {
-                    if nearest {
-                        Upsample2x.forward(input: below, output: up)
-                    } else {
-                        let t = upConvs[level]!
-                        ConvTranspose2x2.forward(input: below, kernel: p + t.kernel, bias: p + t.bias, output: up,
-                                                 work: work, workCount: workCount)
+                if let t = upConvs[level], let upBuffer = up[level] {
+                    timed(\.upsampling) {
+                        ConvTranspose2x2.forward(input: below, kernel: p + t.kernel, bias: p + t.bias,
+                                                 output: upBuffer.view(n), work: work, workCount: workCount)
                     }
                 }
-                conv(concat[level].view(n), decoderConvs[level].0, decoderFirst[level].view(n))
-                conv(decoderFirst[level].view(n), decoderConvs[level].1, decoderSecond[level].view(n))
+                conv(concatenation(level, below: below, n), decoderConvs[level].0, decoderFirst[level].view(n))
+                conv(Concatenation(decoderFirst[level].view(n)), decoderConvs[level].1, decoderSecond[level].view(n))
                 below = decoderSecond[level].view(n)
             }
             timed(\.convolutionForward) {
@@ -315,36 +293,26 @@ public final class UNet: @unchecked Sendable {
     public func backward(batch n: Int) {
         precondition(n >= 1 && n <= maxBatch)
         let d = configuration.depth
-        let nearest = configuration.upsample == .nearest
         gradients.withUnsafeMutableBufferPointer { gb in
             let g = gb.baseAddress!
             g.update(repeating: 0, count: gb.count)
             parameters.withUnsafeBufferPointer { pb in
                 let p = pb.baseAddress!
-                func conv(_ x: TensorView, _ dx: TensorView?, _ layer: Conv, _ y: TensorView, _ dy: TensorView) {
-                    let fast = winograd(x)
+                func conv(_ x: Concatenation, _ dx: Concatenation?, _ layer: Conv, _ y: TensorView, _ dy: TensorView) {
                     timed(\.convolutionBackwardWeights) {
-                        if fast {
-                            Winograd3x3.backwardWeights(input: x, output: y, activation: .relu, dOutput: dy,
-                                                        dKernel: g + layer.kernel, dBias: g + layer.bias,
-                                                        work: work, workCount: workCount)
-                        } else {
-                            Conv3x3.backwardWeights(input: x, output: y, activation: .relu, dOutput: dy,
+                        Winograd3x3.backwardWeights(input: x, output: y, activation: .relu, dOutput: dy,
                                                     dKernel: g + layer.kernel, dBias: g + layer.bias,
                                                     work: work, workCount: workCount)
-                        }
                     }
                     if let dx {
                         timed(\.convolutionBackwardData) {
-                            if fast {
-                                Winograd3x3.backwardData(kernel: p + layer.kernel, dOutput: dy, dInput: dx,
-                                                         work: work, workCount: workCount)
-                            } else {
-                                Conv3x3.backwardData(kernel: p + layer.kernel, dOutput: dy, dInput: dx,
+                            Winograd3x3.backwardData(kernel: p + layer.kernel, dOutput: dy, dInput: dx,
                                                      work: work, workCount: workCount)
-                            }
                         }
                     }
+                }
+                func conv(_ x: Buffer, _ layer: Conv, _ y: Buffer, dx: Buffer?) {
+                    conv(Concatenation(x.view(n)), dx.map { Concatenation($0.grad(n)) }, layer, y.view(n), y.grad(n))
                 }
                 let top = decoderSecond[0]
                 timed(\.convolutionBackwardWeights) {
@@ -354,78 +322,101 @@ public final class UNet: @unchecked Sendable {
                 }
                 for level in 0..<d {
                     let below = level == d - 1 ? bottom[1] : decoderSecond[level + 1]
-                    conv(decoderFirst[level].view(n), decoderFirst[level].grad(n), decoderConvs[level].1,
-                         decoderSecond[level].view(n), decoderSecond[level].grad(n))
-                    conv(concat[level].view(n), concat[level].grad(n), decoderConvs[level].0,
-                         decoderFirst[level].view(n), decoderFirst[level].grad(n))
-                    timed(\.upsampling) {
-                        if nearest {
-                            Upsample2x.backward(dOutput: upGradient(level, n), dInput: below.grad(n))
-                        } else {
-                            let t = upConvs[level]!
-                            ConvTranspose2x2.backward(input: below.view(n), kernel: p + t.kernel, dOutput: upGradient(level, n),
+                    conv(decoderFirst[level], decoderConvs[level].1, decoderSecond[level], dx: decoderFirst[level])
+                    // Into [up | skip]: with nearest upsampling, the up part's gradient lands in
+                    // the level below as 2x2 block sums (the upsampling's backward pass).
+                    conv(concatenation(level, below: below.view(n), n), concatenationGradient(level, below: below, n),
+                         decoderConvs[level].0, decoderFirst[level].view(n), decoderFirst[level].grad(n))
+                    if let t = upConvs[level], let upBuffer = up[level] {
+                        timed(\.upsampling) {
+                            ConvTranspose2x2.backward(input: below.view(n), kernel: p + t.kernel, dOutput: upBuffer.grad(n),
                                                       dInput: below.grad(n), dKernel: g + t.kernel, dBias: g + t.bias,
                                                       work: work, workCount: workCount)
                         }
                     }
                 }
-                conv(bottom[0].view(n), bottom[0].grad(n), bottomConvs.1, bottom[1].view(n), bottom[1].grad(n))
-                conv(pooled[d - 1].view(n), pooled[d - 1].grad(n), bottomConvs.0, bottom[0].view(n), bottom[0].grad(n))
+                conv(bottom[0], bottomConvs.1, bottom[1], dx: bottom[0])
+                conv(pooled[d - 1], bottomConvs.0, bottom[0], dx: pooled[d - 1])
                 for level in stride(from: d - 1, through: 0, by: -1) {
-                    let skipGradient = skipGradientView(level, n)
                     timed(\.pooling) {
-                        MaxPool2x2.backward(input: skipView(level, n), dOutput: pooled[level].grad(n), dInput: skipGradient)
+                        MaxPool2x2.backward(input: skip[level].view(n), dOutput: pooled[level].grad(n),
+                                            dInput: skip[level].grad(n))
                     }
-                    conv(encoderFirst[level].view(n), encoderFirst[level].grad(n), encoderConvs[level].1,
-                         skipView(level, n), skipGradient)
-                    let x = level == 0 ? inputBuffer.view(n) : pooled[level - 1].view(n)
-                    let dx = level == 0 ? nil : pooled[level - 1].grad(n)
-                    conv(x, dx, encoderConvs[level].0, encoderFirst[level].view(n), encoderFirst[level].grad(n))
+                    conv(encoderFirst[level], encoderConvs[level].1, skip[level], dx: encoderFirst[level])
+                    if level > 0 {
+                        conv(pooled[level - 1], encoderConvs[level].0, encoderFirst[level], dx: pooled[level - 1])
+                    } else {
+                        timed(\.convolutionBackwardWeights) {
+                            Conv3x3.backwardWeights(input: inputBuffer.view(n), output: encoderFirst[0].view(n),
+                                                    activation: .relu, dOutput: encoderFirst[0].grad(n),
+                                                    dKernel: g + encoderConvs[0].0.kernel, dBias: g + encoderConvs[0].0.bias,
+                                                    work: work, workCount: workCount)
+                        }
+                    }
                 }
             }
         }
     }
 
-    // MARK: Concatenation slices
+    // MARK: Concatenations
 
-    private func upChannels(_ level: Int) -> Int {
-        concat[level].channels - configuration.filters(level: level)
+    /// The decoder's first input at `level`: `[up | skip]`, `up` the level below read upsampled
+    /// (nearest) or the transposed convolution's output.
+    private func concatenation(_ level: Int, below: TensorView, _ n: Int) -> Concatenation {
+        if let upBuffer = up[level] {
+            return Concatenation(upBuffer.view(n), upsampled: false, skip[level].view(n))
+        }
+        return Concatenation(below, upsampled: true, skip[level].view(n))
     }
-    private func upView(_ level: Int, _ n: Int) -> TensorView {
-        concat[level].view(n).channels(0..<upChannels(level))
-    }
-    private func upGradient(_ level: Int, _ n: Int) -> TensorView {
-        concat[level].grad(n).channels(0..<upChannels(level))
-    }
-    private func skipView(_ level: Int, _ n: Int) -> TensorView {
-        concat[level].view(n).channels(upChannels(level)..<concat[level].channels)
-    }
-    private func skipGradientView(_ level: Int, _ n: Int) -> TensorView {
-        concat[level].grad(n).channels(upChannels(level)..<concat[level].channels)
+
+    /// Where that input's gradient goes: the up part's to the level below (nearest) or to the
+    /// transposed convolution's output, the skip part's to the skip connection's gradient.
+    private func concatenationGradient(_ level: Int, below: Buffer, _ n: Int) -> Concatenation {
+        if let upBuffer = up[level] {
+            return Concatenation(upBuffer.grad(n), upsampled: false, skip[level].grad(n))
+        }
+        return Concatenation(below.grad(n), upsampled: true, skip[level].grad(n))
     }
 
     // MARK: Debugging
 
     /// The activation of the named Keras layer for the last forward pass, NHWC, first `batch`
-    /// images (for layer-by-layer comparison with Keras). Nil for layers without their own buffer.
+    /// images (for layer-by-layer comparison with Keras); the upsampling and concatenation
+    /// layers, which have no buffer of their own, are assembled from their parts.
     public func activation(of layer: String, batch n: Int) -> [Float]? {
         let specs = configuration.layers
         guard let index = specs.firstIndex(where: { $0.name == layer }) else { return nil }
-        var views: [TensorView] = [inputBuffer.view(n)]
+        var tensors: [Concatenation] = [Concatenation(inputBuffer.view(n))]
         let d = configuration.depth
         for level in 0..<d {
-            views += [encoderFirst[level].view(n), skipView(level, n), pooled[level].view(n)]
+            tensors += [encoderFirst[level], skip[level], pooled[level]].map { Concatenation($0.view(n)) }
         }
-        views += [bottom[0].view(n), bottom[1].view(n)]
+        tensors += [Concatenation(bottom[0].view(n)), Concatenation(bottom[1].view(n))]
         for level in stride(from: d - 1, through: 0, by: -1) {
-            views += [upView(level, n), concat[level].view(n), decoderFirst[level].view(n), decoderSecond[level].view(n)]
+            let below = level == d - 1 ? bottom[1].view(n) : decoderSecond[level + 1].view(n)
+            let whole = concatenation(level, below: below, n)  // also the up layer: its first part
+            tensors += [whole, whole, Concatenation(decoderFirst[level].view(n)), Concatenation(decoderSecond[level].view(n))]
         }
-        views.append(outputBuffer.view(n))
-        precondition(views.count == specs.count)
-        let v = views[index]
+        tensors.append(Concatenation(outputBuffer.view(n)))
+        precondition(tensors.count == specs.count)
+        let t = tensors[index]
+        // The up layer is the first part of its concatenation alone.
+        let onlyFirst = specs[index].kind == .upsample || specs[index].kind == .convTranspose
         var out: [Float] = []
-        out.reserveCapacity(v.pixels * v.channels)
-        for p in 0..<v.pixels { out.append(contentsOf: UnsafeBufferPointer(start: v.pixel(p), count: v.channels)) }
+        out.reserveCapacity(t.batch * t.height * t.width * t.channels)
+        for s in 0..<t.batch {
+            for y in 0..<t.height {
+                for x in 0..<t.width {
+                    let q = t.firstUpsampled ? (s * t.first.height + y / 2) * t.first.width + x / 2
+                                             : (s * t.height + y) * t.width + x
+                    out.append(contentsOf: UnsafeBufferPointer(start: t.first.pixel(q), count: t.first.channels))
+                    if let second = t.second, !onlyFirst {
+                        out.append(contentsOf: UnsafeBufferPointer(start: second.pixel((s * t.height + y) * t.width + x),
+                                                                   count: second.channels))
+                    }
+                }
+            }
+        }
         return out
     }
 }

@@ -37,8 +37,6 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed steps.") var steps: Int = 5
     @Option(help: "Untimed steps first.") var warmup: Int = 1
     @Option var mode: Mode = .train
-    @Option(help: "3x3 convolutions with more than one input channel: winograd (F(2x2, 3x3)) or im2col.")
-    var convolution: UNet.ConvolutionAlgorithm = .winograd
     @Flag(help: "End with one JSON object on its own line.") var json = false
 
     func validate() throws {
@@ -56,7 +54,7 @@ struct Bench: ParsableCommand {
         guard batchSize >= comm.size else { throw ValidationError("--batch-size must be at least the number of ranks") }
         // --batch-size is the global batch: each rank takes its share, as `unet train` does.
         let localBatch = Trainer.localBatchSize(batchSize, ranks: comm.size)
-        let model = try UNet(configuration: config, seed: 1, maxBatch: localBatch, convolution: convolution)
+        let model = try UNet(configuration: config, seed: 1, maxBatch: localBatch)
         var rng = SeededGenerator(seed: 5)
         let plane = rows * cols
         var images = [Float](), masks = [Float]()
@@ -139,4 +137,3 @@ func peakResidentMegabytes() -> Double {
     getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
     return Double(usage.ru_maxrss) / 1024
 }
-extension UNet.ConvolutionAlgorithm: ExpressibleByArgument {}
