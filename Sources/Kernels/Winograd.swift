@@ -97,7 +97,29 @@ public enum Winograd3x3 {
     /// kernel-gradient sums and a block per thread.
     public static func workspace(inChannels: Int, outChannels: Int, threads: Int) -> Int {
         let t = max(1, threads)
-        return t * 16 * inChannels * outChannels + t * blockCount(inChannels: inChannels, outChannels: outChannels)
+        return kernelRegions(inChannels: inChannels, outChannels: outChannels, threads: t) * 16 * inChannels * outChannels
+            + t * blockCount(inChannels: inChannels, outChannels: outChannels)
+    }
+
+    /// How many kernel-sized regions open the workspace: the transformed kernel or the kernel
+    /// gradient's sums, one per thread when the threads split the tiles.
+    static func kernelRegions(inChannels: Int, outChannels: Int, threads: Int) -> Int {
+        splitsOutputChannels(outChannels: outChannels, threads: threads) ? 1 : max(1, threads)
+    }
+
+    /// Where the threads' blocks start in the workspace of a layer with these channels.
+    static func blocks(_ work: UnsafeMutablePointer<Float>, inChannels ci: Int, outChannels co: Int,
+                       threads: Int) -> UnsafeMutablePointer<Float> {
+        work + kernelRegions(inChannels: ci, outChannels: co, threads: threads) * 16 * ci * co
+    }
+
+    /// Whether the kernel gradient's threads split the output channels (each transforming every
+    /// tile's input, and summing straight into the one dU) rather than the tiles (each its own
+    /// dU, reduced at the end). From 128 output channels on, the duplicated input transforms
+    /// cost under 5% of the GEMMs (about 3 x threads / out of them), and the per-thread dU —
+    /// 16 MB for the U-Net's 512 x 512 layers — is the larger cost.
+    static func splitsOutputChannels(outChannels: Int, threads: Int) -> Bool {
+        threads > 1 && outChannels >= 128
     }
 
     /// `Parallel.threads`, or fewer if the workspace was planned for fewer (a thread count
@@ -143,7 +165,8 @@ public enum Winograd3x3 {
         let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount)
         let u = work
         transformKernel(kernel, inChannels: ci, outChannels: co, into: u)
-        runBlocks(batch: x.batch, height: x.height, width: x.width, ci: ci, co: co, threads: threads, work: work) {
+        runBlocks(batch: x.batch, height: x.height, width: x.width, ci: ci, co: co, threads: threads,
+                  blocks: blocks(work, inChannels: ci, outChannels: co, threads: threads)) {
             tiles, block, _ in
             let v = block, m = block + 16 * tiles.count * ci, zero = m + 16 * tiles.count * co
             inputTransform(x, tiles: tiles, zero: zero, into: v)
@@ -178,7 +201,8 @@ public enum Winograd3x3 {
         let u = work
         transformKernel(kernel, inChannels: ci, outChannels: co, into: u)
         // The roles swap: the block's "input" side holds dy (co channels), its output dx (ci).
-        runBlocks(batch: dy.batch, height: dy.height, width: dy.width, ci: co, co: ci, threads: threads, work: work) {
+        runBlocks(batch: dy.batch, height: dy.height, width: dy.width, ci: co, co: ci, threads: threads,
+                  blocks: blocks(work, inChannels: ci, outChannels: co, threads: threads)) {
             tiles, block, _ in
             let v = block, m = block + 16 * tiles.count * co, zero = m + 16 * tiles.count * ci
             inputTransform(Concatenation(dy), tiles: tiles, zero: zero, into: v)
@@ -215,8 +239,13 @@ public enum Winograd3x3 {
         let (ci, co) = (x.channels, dy.channels)
         let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount)
         let kernelCount = 16 * ci * co
+        if splitsOutputChannels(outChannels: co, threads: threads) {
+            backwardWeightsByOutputChannels(input: x, output: y, activation: activation, dOutput: dy,
+                                            dKernel: dKernel, dBias: dBias, threads: threads, work: work)
+            return
+        }
         let used = runBlocks(batch: x.batch, height: x.height, width: x.width, ci: ci, co: co, threads: threads,
-                             work: work, start: { thread in
+                             blocks: blocks(work, inChannels: ci, outChannels: co, threads: threads), start: { thread in
                                  (work + thread * kernelCount).update(repeating: 0, count: kernelCount)
                              }) { tiles, block, thread in
             let du = work + thread * kernelCount
@@ -247,6 +276,53 @@ public enum Winograd3x3 {
         }
     }
 
+    /// `backwardWeights` with the threads splitting the output channels: every thread goes
+    /// through every tile, transforming its whole input patch and its slice of the output
+    /// gradient, and adds `V^T dM` into its columns of the one dU.
+    static func backwardWeightsByOutputChannels(input x: Concatenation, output y: TensorView, activation: Activation,
+                                                dOutput dy: TensorView, dKernel: UnsafeMutablePointer<Float>,
+                                                dBias: UnsafeMutablePointer<Float>, threads: Int,
+                                                work: UnsafeMutablePointer<Float>) {
+        let (ci, co) = (x.channels, dy.channels)
+        let du = work, kernelCount = 16 * ci * co
+        let tiling = Tiling(height: x.height, width: x.width)
+        let total = x.batch * tiling.perImage
+        let perBlock = blockTiles(inChannels: ci, outChannels: co)
+        let blocks = blocks(work, inChannels: ci, outChannels: co, threads: threads)
+        let blockSize = blockCount(inChannels: ci, outChannels: co)
+        let parts = min(threads, co)
+        Parallel.forEach(parts) { part in
+            let slice = Parallel.range(part, of: parts, count: co)
+            let sc = slice.count
+            let dyPart = dy.channels(slice), yPart = y.channels(slice)
+            // Zero this thread's columns of dU.
+            for row in 0..<(16 * ci) { (du + row * co + slice.lowerBound).update(repeating: 0, count: sc) }
+            let block = blocks + part * blockSize
+            var t0 = 0
+            while t0 < total {
+                let t1 = min(t0 + perBlock, total)
+                let tiles = TileRange(tiling: tiling, range: t0..<t1), t = tiles.count
+                let v = block, m = block + 16 * t * ci, zero = m + 16 * t * co
+                inputTransform(x, tiles: tiles, zero: zero, into: v)
+                gradientTransform(dyPart, output: yPart, activation: activation, tiles: tiles, zero: zero, into: m)
+                for xi in 0..<16 {
+                    // dU[ξ][:, slice] (in x sc) += V[ξ]^T (in x tiles) x dM[ξ] (tiles x sc).
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                                Int32(ci), Int32(sc), Int32(t),
+                                1, v + xi * ci, Int32(16 * ci), m + xi * sc, Int32(16 * sc),
+                                1, du + xi * ci * co + slice.lowerBound, Int32(co))
+                }
+                t0 = t1
+            }
+        }
+        Bias.accumulateGradient(dy, into: dBias)  // dy is dL/d(pre-activation) now
+        let rowParts = min(threads, ci)
+        Parallel.forEach(rowParts) { part in
+            kernelGradient(du, inChannels: ci, outChannels: co, rows: Parallel.range(part, of: rowParts, count: ci),
+                           into: dKernel)
+        }
+    }
+
     /// p: the position of a transformed row or column once the kernel is turned by 180 degrees.
     @inline(__always) static func turn(_ i: Int) -> Int { i == 0 ? 3 : i == 3 ? 0 : i }
 
@@ -258,13 +334,12 @@ public enum Winograd3x3 {
     /// threads that ran (after `start(thread)` once each).
     @discardableResult
     static func runBlocks(batch: Int, height: Int, width: Int, ci: Int, co: Int, threads: Int,
-                          work: UnsafeMutablePointer<Float>, start: (Int) -> Void = { _ in },
+                          blocks: UnsafeMutablePointer<Float>, start: (Int) -> Void = { _ in },
                           _ body: (TileRange, UnsafeMutablePointer<Float>, Int) -> Void) -> Int {
         let tiling = Tiling(height: height, width: width)
         let total = batch * tiling.perImage
         let perBlock = blockTiles(inChannels: ci, outChannels: co)
         let parts = max(1, min(threads, (total + 15) / 16))
-        let blocks = work + threads * 16 * ci * co
         let blockSize = blockCount(inChannels: ci, outChannels: co)
         Parallel.forEach(parts) { part in
             start(part)

@@ -50,12 +50,14 @@ public final class UNet: @unchecked Sendable {
 
     /// An activation and its gradient, `batch x height x width x channels`, owned by the model.
     /// A transient gradient (one step of `backward` writes it and the next reads it, then never
-    /// again) lives in one of two shared scratch buffers instead (see `init`).
+    /// again) lives in one of two shared scratch buffers instead (see `init`); the others get
+    /// their own storage once the plan is made (`ownGradient`), so no gradient is ever
+    /// allocated only to be replaced (which would count in the peak resident size).
     final class Buffer {
         let height: Int, width: Int, channels: Int
         let value: UnsafeMutablePointer<Float>
-        var gradient: UnsafeMutablePointer<Float>
-        private var ownsGradient = true
+        private(set) var gradient: UnsafeMutablePointer<Float>? = nil
+        private var ownsGradient = false
         let count: Int
         init(batch: Int, height: Int, width: Int, channels: Int) {
             self.height = height
@@ -64,24 +66,29 @@ public final class UNet: @unchecked Sendable {
             count = batch * height * width * channels
             value = .allocate(capacity: count)
             value.initialize(repeating: 0, count: count)
-            gradient = .allocate(capacity: count)
-            gradient.initialize(repeating: 0, count: count)
         }
-        /// Replaces the own gradient storage with `shared` (at least `count` floats).
+        /// Uses `shared` (at least `count` floats) as the gradient's storage.
         func shareGradient(_ shared: UnsafeMutablePointer<Float>) {
-            if ownsGradient { gradient.deallocate() }
+            precondition(gradient == nil)
             gradient = shared
-            ownsGradient = false
+        }
+        /// Gives the gradient its own storage unless it shares one.
+        func ownGradient() {
+            guard gradient == nil else { return }
+            let own = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            own.initialize(repeating: 0, count: count)
+            gradient = own
+            ownsGradient = true
         }
         deinit {
             value.deallocate()
-            if ownsGradient { gradient.deallocate() }
+            if ownsGradient { gradient?.deallocate() }
         }
         func view(_ batch: Int) -> TensorView {
             TensorView(base: value, batch: batch, height: height, width: width, channels: channels)
         }
         func grad(_ batch: Int) -> TensorView {
-            TensorView(base: gradient, batch: batch, height: height, width: width, channels: channels)
+            TensorView(base: gradient!, batch: batch, height: height, width: width, channels: channels)
         }
     }
 
@@ -168,6 +175,8 @@ public final class UNet: @unchecked Sendable {
             buffer.shareGradient(i % 2 == 0 ? gradientScratch.0 : gradientScratch.1)
         }
         inputBuffer.shareGradient(gradientScratch.0)  // never written: the first layer has no dx
+        // The long-lived ones: the skip connections' and the output's (dL/dprobabilities).
+        for buffer in skip + [outputBuffer] { buffer.ownGradient() }
 
         workCount = workNeeded
         work = .allocate(capacity: workNeeded)

@@ -22,6 +22,9 @@ struct WinogradTests {
         Shape(n: 5, h: 7, w: 4, ci: 17, co: 8, threads: 3, activation: .sigmoid),
         Shape(n: 2, h: 4, w: 5, ci: 16, co: 32, threads: 2, activation: .linear),
         Shape(n: 40, h: 8, w: 10, ci: 8, co: 8, threads: 2, activation: .relu),  // several blocks per thread
+        // From 128 output channels, the kernel gradient's threads split the output channels.
+        Shape(n: 2, h: 3, w: 4, ci: 8, co: 130, threads: 2, activation: .relu),
+        Shape(n: 3, h: 5, w: 2, ci: 20, co: 128, threads: 3, activation: .linear),
     ]
 
     @Test(arguments: shapes)
