@@ -231,28 +231,38 @@ public enum ConvTranspose2x2 {
         return min(x.batch, workCount / perImage)
     }
 
+    /// With `Parallel.threads > 1`, the images of each chunk are split across the threads (each
+    /// its own rows of the workspace).
     public static func forward(input x: TensorView, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                output y: TensorView, work: UnsafeMutablePointer<Float>, workCount: Int) {
         precondition(y.height == 2 * x.height && y.width == 2 * x.width && x.batch == y.batch)
         let co = y.channels
         let chunk = chunk(x, outChannels: co, workCount: workCount)
+        let perImage = x.height * x.width * 4 * co
         var n0 = 0
         while n0 < x.batch {
             let n = min(chunk, x.batch - n0)
-            let xi = x.images(n0..<(n0 + n))
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                        Int32(xi.pixels), Int32(4 * co), Int32(x.channels),
-                        1, xi.base, Int32(x.pixelStride), kernel, Int32(x.channels),
-                        0, work, Int32(4 * co))
-            forEachBlock(xi, y.images(n0..<(n0 + n))) { row, block, target in
-                let src = work + row * 4 * co + block * co
-                for c in 0..<co { target[c] = src[c] + bias[c] }
+            let parts = min(Parallel.threads, n)
+            Parallel.forEach(parts) { part in
+                let r = Parallel.range(part, of: parts, count: n)
+                let images = (n0 + r.lowerBound)..<(n0 + r.upperBound)
+                let xi = x.images(images), out = work + r.lowerBound * perImage
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                            Int32(xi.pixels), Int32(4 * co), Int32(x.channels),
+                            1, xi.base, Int32(x.pixelStride), kernel, Int32(x.channels),
+                            0, out, Int32(4 * co))
+                forEachBlock(xi, y.images(images)) { row, block, target in
+                    let src = out + row * 4 * co + block * co
+                    for c in 0..<co { target[c] = src[c] + bias[c] }
+                }
             }
             n0 += n
         }
     }
 
-    /// Accumulates dL/dkernel and dL/dbias; overwrites `dInput`. (Linear: no activation.)
+    /// Accumulates dL/dkernel and dL/dbias; overwrites `dInput`. (Linear: no activation.) With
+    /// `Parallel.threads > 1`, the gathering and dL/dx are split by images, dL/dkernel by its
+    /// rows (each thread owns its rows: no reduction).
     public static func backward(input x: TensorView, kernel: UnsafePointer<Float>, dOutput dy: TensorView,
                                 dInput dx: TensorView, dKernel: UnsafeMutablePointer<Float>,
                                 dBias: UnsafeMutablePointer<Float>,
@@ -260,22 +270,38 @@ public enum ConvTranspose2x2 {
         let co = dy.channels
         Bias.accumulateGradient(dy, into: dBias)
         let chunk = chunk(x, outChannels: co, workCount: workCount)
+        let perImage = x.height * x.width * 4 * co
         var n0 = 0
         while n0 < x.batch {
             let n = min(chunk, x.batch - n0)
-            let xi = x.images(n0..<(n0 + n)), dxi = dx.images(n0..<(n0 + n))
-            forEachBlock(xi, dy.images(n0..<(n0 + n))) { row, block, source in
-                (work + row * 4 * co + block * co).update(from: source, count: co)
+            let xi = x.images(n0..<(n0 + n))
+            let parts = min(Parallel.threads, n)
+            Parallel.forEach(parts) { part in
+                let r = Parallel.range(part, of: parts, count: n)
+                let images = (n0 + r.lowerBound)..<(n0 + r.upperBound)
+                let rows = work + r.lowerBound * perImage
+                forEachBlock(x.images(images), dy.images(images)) { row, block, source in
+                    (rows + row * 4 * co + block * co).update(from: source, count: co)
+                }
             }
-            // dK [4 out, in] += dY4^T x X;  dX [pixels, in] = dY4 x K
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
-                        Int32(4 * co), Int32(x.channels), Int32(xi.pixels),
-                        1, work, Int32(4 * co), xi.base, Int32(x.pixelStride),
-                        1, dKernel, Int32(x.channels))
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                        Int32(xi.pixels), Int32(x.channels), Int32(4 * co),
-                        1, work, Int32(4 * co), kernel, Int32(x.channels),
-                        0, dxi.base, Int32(dx.pixelStride))
+            // dK [4 out, in] += dY4^T x X, by rows of dK.
+            let slices = min(Parallel.threads, 4 * co)
+            Parallel.forEach(slices) { part in
+                let k = Parallel.range(part, of: slices, count: 4 * co)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                            Int32(k.count), Int32(x.channels), Int32(xi.pixels),
+                            1, work + k.lowerBound, Int32(4 * co), xi.base, Int32(x.pixelStride),
+                            1, dKernel + k.lowerBound * x.channels, Int32(x.channels))
+            }
+            // dX [pixels, in] = dY4 x K, by images.
+            Parallel.forEach(parts) { part in
+                let r = Parallel.range(part, of: parts, count: n)
+                let dxi = dx.images((n0 + r.lowerBound)..<(n0 + r.upperBound))
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                            Int32(dxi.pixels), Int32(x.channels), Int32(4 * co),
+                            1, work + r.lowerBound * perImage, Int32(4 * co), kernel, Int32(x.channels),
+                            0, dxi.base, Int32(dx.pixelStride))
+            }
             n0 += n
         }
     }

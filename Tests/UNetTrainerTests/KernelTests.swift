@@ -173,6 +173,44 @@ struct KernelTests {
         }}}}}}
     }
 
+    /// The threaded transposed convolution (images split for the GEMMs and the scatter, rows of
+    /// dL/dkernel for its GEMM) gives the one-thread results, with chunks of 3 of 7 images.
+    @Test func threadedTransposedConvolutionMatchesOneThread() {
+        var g = GradientCheck()
+        let (n, h, w, ci, co) = (7, 3, 2, 5, 4)
+        let x0 = g.uniform(n * h * w * ci), kernel = g.uniform(4 * co * ci), bias = g.uniform(co)
+        let r = g.uniform(n * 4 * h * w * co)
+        func run(threads: Int) -> [[Float]] {
+            Parallel.configure(threads: threads)
+            defer { Parallel.configure(threads: 1) }
+            var x = x0, y = [Float](repeating: 0, count: r.count), dy = r
+            var dx = [Float](repeating: 0, count: x.count), dk = [Float](repeating: 0, count: kernel.count)
+            var db = [Float](repeating: 0, count: co)
+            var work = [Float](repeating: 0, count: 3 * ConvTranspose2x2.workspace(inputPixelsPerChunk: h * w, outChannels: co))
+            x.withUnsafeMutableBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+            dy.withUnsafeMutableBufferPointer { dyp in dx.withUnsafeMutableBufferPointer { dxp in
+            dk.withUnsafeMutableBufferPointer { dkp in db.withUnsafeMutableBufferPointer { dbp in
+            work.withUnsafeMutableBufferPointer { wp in
+                let xv = TensorView(base: xp.baseAddress!, batch: n, height: h, width: w, channels: ci)
+                let yv = TensorView(base: yp.baseAddress!, batch: n, height: 2 * h, width: 2 * w, channels: co)
+                let dyv = TensorView(base: dyp.baseAddress!, batch: n, height: 2 * h, width: 2 * w, channels: co)
+                let dxv = TensorView(base: dxp.baseAddress!, batch: n, height: h, width: w, channels: ci)
+                ConvTranspose2x2.forward(input: xv, kernel: kernel, bias: bias, output: yv,
+                                         work: wp.baseAddress!, workCount: wp.count)
+                ConvTranspose2x2.backward(input: xv, kernel: kernel, dOutput: dyv, dInput: dxv, dKernel: dkp.baseAddress!,
+                                          dBias: dbp.baseAddress!, work: wp.baseAddress!, workCount: wp.count)
+            }}}}}}}
+            return [y, dx, dk, db]
+        }
+        let one = run(threads: 1)
+        for threads in [2, 3] {
+            for (a, b) in zip(one, run(threads: threads)) {
+                let worst = zip(a, b).map { abs($0 - $1) / max(1, abs($0)) }.max() ?? 0
+                #expect(worst < 1e-6, "\(threads) threads: relative difference \(worst)")
+            }
+        }
+    }
+
     @Test func transposedConvolutionGradientsIntoSlice() {
         var g = GradientCheck()
         let (n, h, w, ci, co, stride, offset) = (2, 2, 3, 3, 2, 5, 0)
