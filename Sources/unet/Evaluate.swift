@@ -62,42 +62,21 @@ struct Evaluate: ParsableCommand {
             let (model, mean, std) = try loadModel(checkpoint, maxBatch: Trainer.localBatchSize(batchSize, ranks: comm.size),
                                                    communicator: comm)
             let c = model.configuration
-            var set = Samples(rows: c.rows, cols: c.cols, images: [], masks: [])
-            // Rank 0, for --png: the evaluated rows and the arrays at their original size.
-            var indices: [Int] = [], subjects: [Int32] = []
-            var originals = (images: NDArray<UInt8>(shape: [0, 0, 0], scalars: []), masks: NDArray<UInt8>(shape: [0, 0, 0], scalars: []))
-            if comm.isRoot {
-                let folder = DataFolder(path: data)
-                var samples: Samples
-                if png != nil {
-                    let loaded = try folder.loadTrainingWithOriginals(rows: c.rows, cols: c.cols)
-                    (samples, subjects, originals) = (loaded.samples, loaded.subjects, (loaded.images, loaded.masks))
-                } else {
-                    (samples, subjects) = try folder.loadTraining(rows: c.rows, cols: c.cols)
-                }
-                Preprocessing.normalize(&samples.images, mean: mean, std: std)
-                indices = all ? Array(subjects.indices)
-                              : Preprocessing.splitBySubject(subjects, fraction: validationSplit).validation
-                guard !indices.isEmpty else {
-                    throw DataError(data, "no validation subjects for --validation-split \(validationSplit) (use --all)")
-                }
-                set = samples.subset(indices)
-            }
-            try set.broadcast(comm)
+            let labelled = try LabelledImages.load(data: data, rows: c.rows, cols: c.cols, mean: mean, std: std,
+                                                   validationSplit: validationSplit, all: all, originals: png != nil,
+                                                   communicator: comm)
             let trainer = Trainer(model: model, adam: Adam(parameterCount: 0), batchSize: batchSize, seed: 0, communicator: comm)
-            let m = try trainer.evaluate(set)
+            let m = try trainer.evaluate(labelled.set)
             if comm.isRoot {
                 print(String(format: "images %d  loss %.4f  dice %.4f  kaggle %.4f", m.images, m.loss, m.dice, m.kaggle))
                 fflushStdout()
             }
             if let png {
                 // Every rank predicts a share (as evaluate did); rank 0 draws and scores.
-                let probabilities = try Trainer.predict(model: model, images: set.images, count: set.count,
+                let probabilities = try Trainer.predict(model: model, images: labelled.set.images, count: labelled.set.count,
                                                         batchSize: batchSize, communicator: comm)
                 if comm.isRoot {
-                    try OverlayPictures.writeEvaluation(to: png, set: set, indices: indices, subjects: subjects,
-                                                        images: originals.images, masks: originals.masks,
-                                                        probabilities: probabilities)
+                    try OverlayPictures.writeEvaluation(to: png, ScoredImages(labelled, probabilities: probabilities))
                 }
             }
         }

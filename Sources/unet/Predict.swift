@@ -81,13 +81,15 @@ struct Predict: ParsableCommand {
 
 /// A model with a checkpoint's weights, and the normalisation it was trained with. Rank 0 reads
 /// the file; the other ranks receive the configuration and the weights from it (they need not
-/// see the file). The mean and std are meaningful on rank 0 only.
-func loadModel(_ path: String, maxBatch: Int, communicator comm: any Communicator) throws -> (UNet, mean: Float, std: Float) {
+/// see the file). The mean and std are meaningful on rank 0 only. `preloaded`: rank 0 has
+/// already read the checkpoint at `path` (it is not read again).
+func loadModel(_ path: String, preloaded: Checkpoint? = nil, maxBatch: Int,
+               communicator comm: any Communicator) throws -> (UNet, mean: Float, std: Float) {
     var configuration = UNetConfiguration()
     var parameters: [Float] = []
     var mean: Float = 0, std: Float = 1
     if comm.isRoot {
-        let checkpoint = try Checkpoint.read(from: path)
+        let checkpoint = try preloaded ?? Checkpoint.read(from: path)
         guard let state = checkpoint.state else {
             throw DataError(path, "has weights but no training state (mean and std): not written by unet train")
         }

@@ -21,7 +21,7 @@ struct UNetTool: ParsableCommand {
             Every subcommand's --help says what it reads, what it writes, and gives an example.
             """,
         version: "0.1.0",
-        subcommands: [Synth.self, Prepare.self, Train.self, Predict.self, Submit.self, Run.self, Evaluate.self, Compare.self, Bench.self, Info.self]
+        subcommands: [Synth.self, Prepare.self, Train.self, Predict.self, Submit.self, Run.self, Evaluate.self, Report.self, Compare.self, Bench.self, Info.self]
     )
 
     /// ArgumentParser's `main`, except that an error is one line, as every other error of the
