@@ -8,7 +8,11 @@ import Training
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score a checkpoint on the validation subjects (or all training data).",
+        abstract: "Score a checkpoint on the validation subjects (or on every image).",
+        usage: """
+            unet evaluate --data <data> --checkpoint <checkpoint>
+              [--validation-split <split>] [--all] [--batch-size <n>] [--png <DIR>]
+            """,
         discussion: """
             Reads:  DATA/imgs_train.npy, DATA/imgs_mask_train.npy,
                     DATA/imgs_subject_train.npy (from `unet prepare`) and a
@@ -38,9 +42,10 @@ struct Evaluate: ParsableCommand {
 
     @Option(help: "The folder `unet prepare` wrote.") var data: String
     @Option(help: "A checkpoint written by `unet train`.") var checkpoint: String
-    @Option(name: .customLong("validation-split"), help: "As given to `unet train`.") var validationSplit: Double = 0.2
+    @Option(name: .customLong("validation-split"), help: ArgumentHelp("As given to `unet train`.", valueName: "split"))
+    var validationSplit: Double = 0.2
     @Flag(help: "Score every training image instead of the validation subjects.") var all = false
-    @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize: Int = 32
+    @Option(name: .customLong("batch-size"), help: ArgumentHelp("Images per forward pass.", valueName: "n")) var batchSize: Int = 32
     @Option(help: ArgumentHelp("Also write DIR/<index>.png with the predicted and true outlines, and DIR/scores.csv.",
                                valueName: "DIR"))
     var png: String?

@@ -9,6 +9,10 @@ import Training
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Predict nerve masks for the test images with a trained checkpoint.",
+        usage: """
+            unet predict --data <data> --checkpoint <checkpoint> [--out <out>]
+              [--batch-size <n>] [--png <DIR>]
+            """,
         discussion: """
             Reads:  DATA/imgs_test.npy and DATA/imgs_id_test.npy (from `unet prepare`)
                     and a checkpoint written by `unet train` (its model configuration
@@ -32,7 +36,7 @@ struct Predict: ParsableCommand {
     @Option(help: "The folder `unet prepare` wrote.") var data: String
     @Option(help: "A checkpoint written by `unet train`.") var checkpoint: String
     @Option(help: "Where to write the probabilities (.npy).") var out: String = "imgs_mask_test.npy"
-    @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize: Int = 32
+    @Option(name: .customLong("batch-size"), help: ArgumentHelp("Images per forward pass.", valueName: "n")) var batchSize: Int = 32
     @Option(help: ArgumentHelp("Also write DIR/<id>.png: each test image with its predicted outline.", valueName: "DIR"))
     var png: String?
 

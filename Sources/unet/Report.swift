@@ -18,16 +18,17 @@ struct Report: ParsableCommand {
         abstract: "Write one self-contained HTML page that shows how a training went.",
         usage: """
             unet report --checkpoint <checkpoint> --out <out> [--data <data>]
-              [--validation-split <split>] [--all] [--max-images <n>] [--batch-size <n>]
+              [--validation-split <split>] [--all] [--max-images <n>]
+              [--batch-size <n>]
             """,
         discussion: """
-            Reads:  FILE, a checkpoint written by `unet train` (its model, epoch,
-                    Adam step, learning rate, mean and std, seed, best score), and
-                    the metrics log beside it (unet.csv for unet.h5 or
-                    unet.last.h5), or the checkpoint's own history without one.
-                    With --data DIR, DIR/imgs_train.npy, imgs_mask_train.npy and
+            Reads:  CHECKPOINT, written by `unet train` (its model, epoch, Adam
+                    step, learning rate, mean and std, seed, best score), and the
+                    metrics log beside it (unet.csv for unet.h5 or unet.last.h5),
+                    or the checkpoint's own history without one. With --data DIR,
+                    DIR/imgs_train.npy, imgs_mask_train.npy and
                     imgs_subject_train.npy (from `unet prepare`): the validation
-                    subjects held out by the same --validation-split (or all).
+                    subjects held out by the same --validation-split (or --all).
             Writes: OUT, one HTML page with nothing outside it (the pictures are
                     embedded PNG, the curves inline SVG), to a temporary name,
                     renamed: the loss and Dice curves per epoch (training and
