@@ -102,10 +102,10 @@ public enum PNG {
         guard image.width * 3 <= Int(Int32.max), image.height <= Int(Int32.max) else {
             throw DataError(name, "cannot encode a PNG of \(image.width)x\(image.height) pixels: too large")
         }
-        // A first guess that fits all but incompressible noise (raw pixels, a filter byte per
-        // row, and room for the chunks); when it is too small libpng says how much it needs,
-        // and the second attempt has exactly that.
-        var capacity = image.pixels.count + image.height + 1024
+        // A first guess that fits what images compress to (a third of the raw pixels for an
+        // ultrasound overlay); when it is too small (noise) libpng says how much it needs, and
+        // the second attempt has exactly that.
+        var capacity = image.pixels.count / 2 + 1024
         var retried = false
         while true {
             var png = png_image()
