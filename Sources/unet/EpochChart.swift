@@ -71,12 +71,13 @@ struct EpochChart {
         // The axes.
         out += "<path d=\"M\(f(left)) \(f(top)) V\(f(top + plotHeight)) H\(f(left + plotWidth))\" fill=\"none\" stroke=\"#555555\"/>\n"
         if let marker, (firstEpoch...lastEpoch).contains(marker.epoch) {
-            let at = f(px(Double(marker.epoch)))
-            out += "<g class=\"marker\"><line x1=\"\(at)\" y1=\"\(f(top))\" x2=\"\(at)\" y2=\"\(f(top + plotHeight))\""
-                + " stroke=\"#888888\" stroke-dasharray=\"4 3\"/>"
-            let anchor = px(Double(marker.epoch)) > left + plotWidth * 0.7 ? "end" : "start"
-            let dx = anchor == "end" ? -4 : 4
-            out += "<text x=\"\(at)\" dx=\"\(dx)\" y=\"\(f(top + 12))\" font-size=\"11\" fill=\"#666666\" text-anchor=\"\(anchor)\">"
+            // The line across the plot; its label in the legend's row, at the right (where no
+            // series runs under it).
+            let at = f(px(Double(marker.epoch))), end = left + plotWidth
+            out += "<g class=\"marker\" stroke=\"#888888\" stroke-dasharray=\"4 3\">"
+                + "<line x1=\"\(at)\" y1=\"\(f(top))\" x2=\"\(at)\" y2=\"\(f(top + plotHeight))\"/>"
+                + "<line x1=\"\(f(end))\" y1=\"10\" x2=\"\(f(end))\" y2=\"24\"/>"
+                + "<text x=\"\(f(end - 6))\" y=\"20\" font-size=\"12\" fill=\"#555555\" stroke=\"none\" text-anchor=\"end\">"
                 + "\(HTML.escape(marker.label))</text></g>\n"
         }
         // The series: a polyline each (one point per epoch), and dots with the value on hover

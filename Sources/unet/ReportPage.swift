@@ -291,10 +291,10 @@ struct ReportPage {
         table.facts td { padding: 3px 8px; }
         table.facts tr, table.epochs tr { border-bottom: 1px solid #eee; }
         table.epochs th, table.epochs td { padding: 2px 10px; text-align: right; font-variant-numeric: tabular-nums; }
-        .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(292px, 1fr)); gap: 12px; }
+        .grid { display: flex; flex-wrap: wrap; gap: 12px; }
         .overlay { background: #fff; border: 1px solid #dde; border-radius: 4px; padding: 4px; }
-        .overlay img { display: block; max-width: 100%; height: auto; image-rendering: auto; }
-        .overlay figcaption { padding: 4px 2px 0; color: #444; }
+        .overlay img { display: block; max-width: 100%; height: auto; }
+        .overlay figcaption { padding: 4px 2px 0; color: #444; width: 0; min-width: 100%; }
         .dice { font-weight: 600; padding: 0 5px; border-radius: 3px; color: #fff; }
         .dice.bad { background: #c0392b; } .dice.fair { background: #d68910; } .dice.good { background: #239b56; }
         .key { padding: 0 5px; border-radius: 3px; color: #000; }
