@@ -6,8 +6,8 @@
 #   Launch/screenshots.sh [UNET]      # UNET: the unet binary (default: swift build -c release)
 #
 # Installs Debian's chromium when it is missing (apt-get, as root or through sudo). The size of
-# the run comes from TRAIN (images, default 600), SUBJECTS (20), EPOCHS (12), FILTERS (16),
-# LR (3e-5), SEED (7); WORK=DIR keeps the run's files there (default: a temporary folder,
+# the run comes from TRAIN (images, default 300), SUBJECTS (10), EPOCHS (10), FILTERS (8),
+# LR (1e-4), SEED (7); WORK=DIR keeps the run's files there (default: a temporary folder,
 # removed). The tests do not need Chromium; nothing but this script does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,33 +29,35 @@ if ! command -v chromium >/dev/null; then
 fi
 
 if [ -n "${WORK:-}" ]; then
-    work=$WORK
-    mkdir -p "$work"
+    mkdir -p "$WORK"
+    work=$(realpath "$WORK")
 else
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
 fi
-train=${TRAIN:-600} subjects=${SUBJECTS:-20} epochs=${EPOCHS:-12} filters=${FILTERS:-16} lr=${LR:-3e-5} seed=${SEED:-7}
+train=${TRAIN:-300} subjects=${SUBJECTS:-10} epochs=${EPOCHS:-10} filters=${FILTERS:-8} lr=${LR:-1e-4} seed=${SEED:-7}
 
 echo "== a synthetic run in $work: $train images of $subjects subjects, $epochs epochs"
-rm -rf "$work/raw" "$work/data" "$work/out"
-"$unet" synth --out "$work/raw" --train "$train" --test 4 --subjects "$subjects" --seed "$seed"
-"$unet" prepare --raw "$work/raw" --out "$work/data" >/dev/null
-mkdir -p "$work/out"
-"$unet" train --data "$work/data" --checkpoint "$work/out/unet.h5" --epochs "$epochs" --batch-size 32 \
-    --filters "$filters" --lr "$lr" | tee "$work/train.log"
+# In the run's folder, with the README's quick start commands, so the page names unet.h5 rather
+# than a temporary path.
+cd "$work"
+rm -rf raw data unet.h5 unet.last.h5 unet.csv report.html validation
+"$unet" synth --out raw --train "$train" --test 4 --subjects "$subjects" --seed "$seed"
+"$unet" prepare --raw raw --out data >/dev/null
+"$unet" train --data data --checkpoint unet.h5 --epochs "$epochs" --filters "$filters" --lr "$lr" | tee train.log
 
 echo "== unet report and unet evaluate --png"
-"$unet" report --checkpoint "$work/out/unet.h5" --data "$work/data" --out "$work/report.html" --max-images 12
-"$unet" evaluate --data "$work/data" --checkpoint "$work/out/unet.h5" --png "$work/validation"
+"$unet" report --checkpoint unet.h5 --data data --out report.html --max-images 6
+"$unet" evaluate --data data --checkpoint unet.h5 --png validation
+cd "$repo"
 
 echo "== rendering with headless Chromium"
 mkdir -p Docs/images
 # A profile of its own, so no running browser or earlier profile interferes.
 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$work/chromium" \
     --window-size=1200,2000 --screenshot="$repo/Docs/images/report.png" "file://$work/report.html" 2>/dev/null
-# The overlay: the image with a nerve (a true outline) that the model found best, so the picture
-# shows both outlines.
+# The overlay: of the images with a nerve (a true outline), the one the model found best, so the
+# picture shows both outlines.
 best=$(awk -F, 'NR > 1 && $7 > 0 { print $6, $3 }' "$work/validation/scores.csv" | sort -g | tail -1 | cut -d' ' -f2)
 [ -n "$best" ] || best=$(awk -F, 'NR == 2 { print $3 }' "$work/validation/scores.csv")
 cp "$work/validation/$best" Docs/images/overlay.png

@@ -96,7 +96,10 @@ struct Report: ParsableCommand {
                 read = checkpoint
             }
             if let data {
-                page?.grid = try grid(data: data, checkpoint: read, communicator: comm)
+                // Every rank predicts (not `page?.grid = try grid(...)`: on the other ranks
+                // `page` is nil, and optional chaining would skip the call, and the collectives).
+                let pictures = try grid(data: data, checkpoint: read, communicator: comm)
+                page?.grid = pictures
             }
             guard comm.isRoot, let page else { return }
             let html = page.html()

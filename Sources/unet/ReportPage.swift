@@ -81,15 +81,15 @@ struct ReportPage {
             if let best = records.filter({ $0.valDice?.isFinite == true }).max(by: { $0.valDice! < $1.valDice! }) {
                 tiles.append(("best val_dice", fixed(best.valDice), "epoch \(best.epoch)"))
             }
-            if let last = records.last(where: { $0.valKaggle != nil }) {
-                tiles.append(("val_kaggle_score", fixed(last.valKaggle), "epoch \(last.epoch)"))
+            // The Kaggle score of the weights described: the checkpoint's epoch (else the last).
+            if let at = records.first(where: { $0.epoch == state?.epoch && $0.valKaggle != nil })
+                ?? records.last(where: { $0.valKaggle != nil }) {
+                let whose = at.epoch == state?.epoch ? ", \(fileName(checkpointPath))" : ""
+                tiles.append(("val_kaggle_score", fixed(at.valKaggle), "epoch \(at.epoch)\(whose)"))
             }
         } else if let best = records.filter({ $0.loss.isFinite }).min(by: { $0.loss < $1.loss }) {
             tiles.append(("best loss", fixed(best.loss), "epoch \(best.epoch), no validation set"))
             tiles.append(("dice", fixed(best.dice), "epoch \(best.epoch)"))
-        }
-        if let grid {
-            tiles.append(("Kaggle score", fixed(grid.meanKaggle), "\(grid.scored) images of \(grid.selection)"))
         }
         if !records.isEmpty {
             tiles.append(("images/s", String(format: "%.1f", median(records.map(\.imagesPerSecond))), "median of the epochs"))
