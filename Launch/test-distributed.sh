@@ -10,6 +10,7 @@
 #    message naming that rank, mpirun exits non-zero, and nothing hangs (timeout);
 # 5. `unet predict` sharded over 2 ranks writes the 1-rank masks, `unet evaluate` prints the 1-rank figures;
 #    with --png, predict writes the 1-rank pictures byte for byte, evaluate the same pictures and scores;
+#    `unet report --data` shows the 1-rank pictures in the same order;
 # 6. an error on one rank (rank 0 cannot read the data) ends the whole job, prefixed by the rank;
 # 7. more ranks than images in a batch is refused before any work (issue 6, point 7);
 # 8. the metrics log of 1 + 1 resumed epochs has the straight run's figures, and --timeline
@@ -101,6 +102,15 @@ rounded() { awk -F, -v OFS=, 'NR > 1 { for (i = 4; i <= 6; i++) $i = sprintf("%.
 [ "$(ls "$work/evaluated1")" = "$(ls "$work/evaluated2")" ] && [ "$(rounded "$work/evaluated1")" = "$(rounded "$work/evaluated2")" ] \
     || { diff "$work/evaluated1/scores.csv" "$work/evaluated2/scores.csv"; echo "FAIL: the 2-rank pictures or scores differ from the 1-rank ones"; exit 1; }
 echo "$two"
+
+echo "-- report --data sharded over 2 ranks == 1 rank"
+"$unet" report --checkpoint "$work/one-5.h5" --data "$work/data" --batch-size 3 --out "$work/report1.html" 2>/dev/null
+mpi 2 "$unet" report --checkpoint "$work/one-5.h5" --data "$work/data" --batch-size 3 --out "$work/report2.html" 2>/dev/null
+# The same pictures in the same order, the same scores to 4 places (other forward batch shapes).
+grid() { grep -o 'data-index="[0-9]*" data-score="[0-9.]*"' "$1" | awk -F'"' '{ printf "%s %.4f\n", $2, $4 }'; }
+[ "$(grid "$work/report1.html" | wc -l)" -eq 7 ] && [ "$(grid "$work/report1.html")" = "$(grid "$work/report2.html")" ] \
+    || { diff <(grid "$work/report1.html") <(grid "$work/report2.html"); echo "FAIL: the 2-rank report's pictures differ from the 1-rank report's"; exit 1; }
+echo "the same 7 pictures, worst first: $(grid "$work/report2.html" | head -3 | tr '\n' ' ')..."
 
 echo "-- an error on rank 0 ends the whole job"
 if mpi 2 "$unet" train --data "$work/missing" --checkpoint "$work/x.h5" "${model[@]}" >"$work/err.out" 2>&1; then

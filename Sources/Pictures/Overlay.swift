@@ -69,6 +69,32 @@ public enum Overlay {
         }
     }
 
+    /// The same picture made smaller, to fit within `maxWidth x maxHeight` (the aspect ratio
+    /// kept; never enlarged): the gray image is shrunk by area averaging (`Resize`, as the
+    /// model's input) and each mask likewise, a pixel set where at least half of what it covers
+    /// is, and the outlines are drawn at the small size. So they stay one pixel wide and keep
+    /// their colours, where shrinking a finished overlay would blend them into the gray.
+    public static func drawReduced(image: [UInt8], width: Int, height: Int, predicted: [UInt8]?, truth: [UInt8]?,
+                                   maxWidth: Int, maxHeight: Int) -> RGBImage {
+        precondition(maxWidth > 0 && maxHeight > 0)
+        let scale = min(1, Double(maxWidth) / Double(width), Double(maxHeight) / Double(height))
+        let w = max(1, Int((Double(width) * scale).rounded())), h = max(1, Int((Double(height) * scale).rounded()))
+        func shrink(_ pixels: [UInt8]) -> [Float] {
+            var out = [Float](repeating: 0, count: w * h)
+            pixels.withUnsafeBufferPointer { p in
+                out.withUnsafeMutableBufferPointer { o in
+                    Resize.resize(p, count: 1, height: height, width: width, outHeight: h, outWidth: w, into: o)
+                }
+            }
+            return out
+        }
+        func shrinkMask(_ mask: [UInt8]) -> [UInt8] {
+            shrink(mask.map { $0 != 0 ? 1 : 0 }).map { $0 >= 0.5 ? 1 : 0 }
+        }
+        let gray = shrink(image).map { UInt8(min(max($0.rounded(), 0), 255)) }
+        return draw(image: gray, width: w, height: h, predicted: predicted.map(shrinkMask), truth: truth.map(shrinkMask))
+    }
+
     private static func withOptionalBuffer<R>(_ array: [UInt8]?, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
         guard let array else { return body(nil) }
         return array.withUnsafeBufferPointer { body($0) }

@@ -61,7 +61,7 @@ public struct RGBImage: Sendable, Equatable {
 }
 
 /// PNG files through libpng's simplified API (`png_image_write_to_file`,
-/// `png_image_begin_read_from_file` + `png_image_finish_read`): libpng keeps its setjmp/longjmp
+/// `png_image_write_to_memory`, `png_image_begin_read_from_file` + `png_image_finish_read`): libpng keeps its setjmp/longjmp
 /// error handling inside its own frames and reports a failure in `png_image.message`, which
 /// becomes a one-line `DataError` naming the file. libpng prints nothing itself.
 public enum PNG {
@@ -92,6 +92,45 @@ public enum PNG {
                 png_image_write_to_file(&png, temporary, 0, bytes.baseAddress, png_int_32(image.width * 3), nil)
             }
             guard ok != 0 else { throw DataError(path, "cannot write the PNG: \(message(of: png))") }
+        }
+    }
+
+    /// `image` as the bytes of an 8-bit RGB PNG (zlib's default compression), in memory
+    /// (`png_image_write_to_memory`), e.g. for a `data:image/png;base64,` URI. A failure throws a
+    /// `DataError` naming `name` (what the picture is called where it ends up).
+    public static func encode(_ image: RGBImage, name: String) throws -> [UInt8] {
+        guard image.width * 3 <= Int(Int32.max), image.height <= Int(Int32.max) else {
+            throw DataError(name, "cannot encode a PNG of \(image.width)x\(image.height) pixels: too large")
+        }
+        // A first guess that fits what images compress to (a third of the raw pixels for an
+        // ultrasound overlay); when it is too small (noise) libpng says how much it needs, and
+        // the second attempt has exactly that.
+        var capacity = image.pixels.count / 2 + 1024
+        var retried = false
+        while true {
+            var png = png_image()
+            png.version = png_uint_32(PNG_IMAGE_VERSION)
+            png.width = png_uint_32(image.width)
+            png.height = png_uint_32(image.height)
+            png.format = png_uint_32(PNG_FORMAT_RGB)
+            defer { png_image_free(&png) }
+            var bytes = [UInt8](repeating: 0, count: capacity)
+            var size = png_alloc_size_t(capacity)
+            let ok = bytes.withUnsafeMutableBytes { memory in
+                image.pixels.withUnsafeBytes { pixels in
+                    png_image_write_to_memory(&png, memory.baseAddress, &size, 0, pixels.baseAddress,
+                                              png_int_32(image.width * 3), nil)
+                }
+            }
+            if ok != 0 {
+                bytes.removeLast(capacity - Int(size))
+                return bytes
+            }
+            // libpng raised `size` above the buffer's: only the buffer was too small.
+            guard Int(size) > capacity, !retried else {
+                throw DataError(name, "cannot encode the PNG: \(message(of: png))")
+            }
+            (capacity, retried) = (Int(size), true)
         }
     }
 

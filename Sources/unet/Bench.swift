@@ -9,34 +9,42 @@ import Kernels
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure training or inference throughput on random data.",
+        usage: """
+            unet bench [--mode train|infer] [--steps <n>] [--warmup <n>] [--json]
+              [--rows <rows>] [--cols <cols>] [--batch-size <n>] [--filters <n>]
+              [--depth <n>] [--upsample nearest|transpose]
+            """,
         discussion: """
-            Reads nothing and writes nothing: builds the model, fills a batch with random images
-            and masks, runs --warmup untimed steps, then --steps timed ones, and prints images/s,
-            effective GFLOP/s (3 x the forward multiply-adds x 2 per training image, 1 x for
-            inference), the share of a step spent in the gradient allreduce, and peak resident
-            memory (the largest of any rank). Build in release.
+            Reads nothing and writes nothing: builds the model, fills a batch with
+            random images and masks, runs --warmup untimed steps, then --steps timed
+            ones, and prints images/s, effective GFLOP/s (3 x the forward
+            multiply-adds x 2 per training image, 1 x for inference), the share of a
+            step spent in the gradient allreduce, and peak resident memory (the
+            largest of any rank). Build in release.
 
-            Under mpirun, --batch-size is the global batch, shared by the ranks as `unet train`
-            shares it; rank 0 prints.
+            Under mpirun, --batch-size is the global batch, shared by the ranks as
+            `unet train` shares it; rank 0 prints.
 
             Examples:
               unet bench --mode train --steps 10
-              mpirun -np 2 -x OPENBLAS_NUM_THREADS=1 unet bench --mode train --steps 10
-              unet bench --mode infer --rows 96 --cols 96 --upsample transpose --json
+              mpirun -np 2 -x OPENBLAS_NUM_THREADS=1 unet bench --steps 10
+              unet bench --mode infer --rows 96 --cols 96 --upsample transpose \\
+                  --json
             """
     )
 
-    enum Mode: String, ExpressibleByArgument { case train, infer }
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case train, infer }
 
-    @Option var rows: Int = 64
-    @Option var cols: Int = 80
-    @Option(name: .customLong("batch-size")) var batchSize: Int = 32
-    @Option var filters: Int = 32
-    @Option var depth: Int = 4
-    @Option var upsample: Upsampling = .nearest
-    @Option(help: "Timed steps.") var steps: Int = 5
-    @Option(help: "Untimed steps first.") var warmup: Int = 1
-    @Option var mode: Mode = .train
+    @Option(help: "Model input height (a multiple of 2^depth).") var rows: Int = 64
+    @Option(help: "Model input width (a multiple of 2^depth).") var cols: Int = 80
+    @Option(name: .customLong("batch-size"), help: ArgumentHelp("Images per step (the global batch under mpirun).", valueName: "n"))
+    var batchSize: Int = 32
+    @Option(help: ArgumentHelp("Filters of the first level (doubled at each level).", valueName: "n")) var filters: Int = 32
+    @Option(help: ArgumentHelp("Number of poolings.", valueName: "n")) var depth: Int = 4
+    @Option(help: "Decoder upsampling: nearest (the original) or transpose.") var upsample: Upsampling = .nearest
+    @Option(help: ArgumentHelp("Timed steps.", valueName: "n")) var steps: Int = 5
+    @Option(help: ArgumentHelp("Untimed steps first.", valueName: "n")) var warmup: Int = 1
+    @Option(help: "train: forward, loss, backward and Adam; infer: forward only.") var mode: Mode = .train
     @Flag(help: "End with one JSON object on its own line.") var json = false
 
     func validate() throws {

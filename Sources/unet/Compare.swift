@@ -6,7 +6,7 @@ import Model
 
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compare the weights (and optionally the training state) of two checkpoints.",
+        abstract: "Compare two checkpoints' weights (with --state, Adam's state too).",
         discussion: """
             Reads:  two checkpoints: A written by `unet train`, B by `unet train`
                     or a Keras weights file of the same model. Both must have

@@ -8,7 +8,11 @@ import Training
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score a checkpoint on the validation subjects (or all training data).",
+        abstract: "Score a checkpoint on the validation subjects (or on every image).",
+        usage: """
+            unet evaluate --data <data> --checkpoint <checkpoint>
+              [--validation-split <split>] [--all] [--batch-size <n>] [--png <DIR>]
+            """,
         discussion: """
             Reads:  DATA/imgs_train.npy, DATA/imgs_mask_train.npy,
                     DATA/imgs_subject_train.npy (from `unet prepare`) and a
@@ -38,9 +42,10 @@ struct Evaluate: ParsableCommand {
 
     @Option(help: "The folder `unet prepare` wrote.") var data: String
     @Option(help: "A checkpoint written by `unet train`.") var checkpoint: String
-    @Option(name: .customLong("validation-split"), help: "As given to `unet train`.") var validationSplit: Double = 0.2
+    @Option(name: .customLong("validation-split"), help: ArgumentHelp("As given to `unet train`.", valueName: "split"))
+    var validationSplit: Double = 0.2
     @Flag(help: "Score every training image instead of the validation subjects.") var all = false
-    @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize: Int = 32
+    @Option(name: .customLong("batch-size"), help: ArgumentHelp("Images per forward pass.", valueName: "n")) var batchSize: Int = 32
     @Option(help: ArgumentHelp("Also write DIR/<index>.png with the predicted and true outlines, and DIR/scores.csv.",
                                valueName: "DIR"))
     var png: String?
@@ -62,42 +67,21 @@ struct Evaluate: ParsableCommand {
             let (model, mean, std) = try loadModel(checkpoint, maxBatch: Trainer.localBatchSize(batchSize, ranks: comm.size),
                                                    communicator: comm)
             let c = model.configuration
-            var set = Samples(rows: c.rows, cols: c.cols, images: [], masks: [])
-            // Rank 0, for --png: the evaluated rows and the arrays at their original size.
-            var indices: [Int] = [], subjects: [Int32] = []
-            var originals = (images: NDArray<UInt8>(shape: [0, 0, 0], scalars: []), masks: NDArray<UInt8>(shape: [0, 0, 0], scalars: []))
-            if comm.isRoot {
-                let folder = DataFolder(path: data)
-                var samples: Samples
-                if png != nil {
-                    let loaded = try folder.loadTrainingWithOriginals(rows: c.rows, cols: c.cols)
-                    (samples, subjects, originals) = (loaded.samples, loaded.subjects, (loaded.images, loaded.masks))
-                } else {
-                    (samples, subjects) = try folder.loadTraining(rows: c.rows, cols: c.cols)
-                }
-                Preprocessing.normalize(&samples.images, mean: mean, std: std)
-                indices = all ? Array(subjects.indices)
-                              : Preprocessing.splitBySubject(subjects, fraction: validationSplit).validation
-                guard !indices.isEmpty else {
-                    throw DataError(data, "no validation subjects for --validation-split \(validationSplit) (use --all)")
-                }
-                set = samples.subset(indices)
-            }
-            try set.broadcast(comm)
+            let labelled = try LabelledImages.load(data: data, rows: c.rows, cols: c.cols, mean: mean, std: std,
+                                                   validationSplit: validationSplit, all: all, originals: png != nil,
+                                                   communicator: comm)
             let trainer = Trainer(model: model, adam: Adam(parameterCount: 0), batchSize: batchSize, seed: 0, communicator: comm)
-            let m = try trainer.evaluate(set)
+            let m = try trainer.evaluate(labelled.set)
             if comm.isRoot {
                 print(String(format: "images %d  loss %.4f  dice %.4f  kaggle %.4f", m.images, m.loss, m.dice, m.kaggle))
                 fflushStdout()
             }
             if let png {
                 // Every rank predicts a share (as evaluate did); rank 0 draws and scores.
-                let probabilities = try Trainer.predict(model: model, images: set.images, count: set.count,
+                let probabilities = try Trainer.predict(model: model, images: labelled.set.images, count: labelled.set.count,
                                                         batchSize: batchSize, communicator: comm)
                 if comm.isRoot {
-                    try OverlayPictures.writeEvaluation(to: png, set: set, indices: indices, subjects: subjects,
-                                                        images: originals.images, masks: originals.masks,
-                                                        probabilities: probabilities)
+                    try OverlayPictures.writeEvaluation(to: png, ScoredImages(labelled, probabilities: probabilities))
                 }
             }
         }

@@ -7,10 +7,11 @@ import Pictures
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show the native libraries in use and this process's place in the MPI job.",
+        abstract: "Show the native libraries in use and this process's place in MPI.",
         discussion: """
-            Reads nothing and writes nothing: a quick check that Open MPI, OpenBLAS, libtiff,
-            HDF5 and libpng are found, and that mpirun starts the ranks you expect.
+            Reads nothing and writes nothing: a quick check that Open MPI, OpenBLAS,
+            libtiff, HDF5 and libpng are found, and that mpirun starts the ranks you
+            expect.
 
             Examples:
               unet info

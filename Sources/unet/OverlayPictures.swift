@@ -67,55 +67,25 @@ enum OverlayPictures {
 
     static let scoresHeader = "index,subject,file,dice,kaggle,kaggle_full,true_pixels,predicted_pixels"
 
-    /// `DIR/<index>.png` for every image of `set` (the model-size samples of `indices` of the
-    /// training arrays), with the predicted and true outlines, then `DIR/scores.csv`: one row
-    /// per picture in data order (`scoresHeader`). `probabilities` is `set.count x rows x cols`.
-    static func writeEvaluation(to folder: String, set: Samples, indices: [Int], subjects: [Int32],
-                                images: NDArray<UInt8>, masks: NDArray<UInt8>, probabilities: [Float]) throws {
-        let (height, width) = (images.shape[1], images.shape[2])
-        let (rows, cols) = (set.rows, set.cols)
-        precondition(indices.count == set.count && probabilities.count == set.count * rows * cols && masks.shape == images.shape)
-        let plane = height * width, modelPlane = rows * cols
+    /// `DIR/<index>.png` for every image of `scored`, with the predicted and true outlines, then
+    /// `DIR/scores.csv`: one row per picture in data order (`scoresHeader`).
+    static func writeEvaluation(to folder: String, _ scored: ScoredImages) throws {
         let scores = Mutex<[Int: Score]>([:])
-        let progress = Progress("evaluate: pictures", total: set.count)
-        try Pictures.forEach(set.count, threads: Parallel.threads) { i in
-            let index = indices[i]
-            let model = (i * modelPlane)..<((i + 1) * modelPlane)
-            let (predicted, dice, kaggle) = probabilities.withUnsafeBufferPointer { p in
-                set.masks.withUnsafeBufferPointer { t in
-                    let p = UnsafeBufferPointer(rebasing: p[model]), t = UnsafeBufferPointer(rebasing: t[model])
-                    return (SubmissionMask.binarize(probabilities: p, rows: rows, cols: cols, threshold: threshold,
-                                                    height: height, width: width),
-                            DiceLoss.sums(predictions: p, targets: t).dice,
-                            KaggleScore.perImage(predictions: p, targets: t, pixels: modelPlane, threshold: threshold)[0])
-                }
-            }
-            let original = (index * plane)..<((index + 1) * plane)
-            let truth = masks.scalars[original].map { $0 > 127 ? UInt8(1) : 0 }
-            var (a, b, both) = (0, 0, 0)
-            for k in 0..<plane {
-                a += Int(predicted[k])
-                b += Int(truth[k])
-                both += Int(predicted[k] & truth[k])
-            }
-            let file = "\(index).png"
-            let picture = Overlay.draw(image: Array(images.scalars[original]), width: width, height: height,
-                                       predicted: predicted, truth: truth)
-            try PNG.write(picture, to: "\(folder)/\(file)")
-            let score = Score(index: index, subject: subjects[index], file: file, dice: dice, kaggle: kaggle,
-                              kaggleFull: a + b == 0 ? 1 : 2 * Double(both) / Double(a + b),
-                              truePixels: b, predictedPixels: a)
-            scores.withLock { $0[i] = score }
+        let progress = Progress("evaluate: pictures", total: scored.count)
+        try Pictures.forEach(scored.count, threads: Parallel.threads) { i in
+            let image = scored.evaluate(i)
+            try PNG.write(scored.picture(image), to: "\(folder)/\(image.score.file)")
+            scores.withLock { $0[i] = image.score }
             progress.tick()
         }
         var csv = scoresHeader + "\n"
-        for i in 0..<set.count {
+        for i in 0..<scored.count {
             let s = scores.withLock { $0[i]! }
             csv += "\(s.index),\(s.subject),\(s.file)," + String(format: "%.6f,%.6f,%.6f", s.dice, s.kaggle, s.kaggleFull)
                 + ",\(s.truePixels),\(s.predictedPixels)\n"
         }
         try writeTextAtomically(csv, to: folder + "/scores.csv")
-        progress.finish("\(set.count) and scores.csv to \(folder) (\(width)x\(height), predicted outline green, true red, both yellow)")
+        progress.finish("\(scored.count) and scores.csv to \(folder) (\(scored.width)x\(scored.height), predicted outline green, true red, both yellow)")
     }
 
     /// A `ProgressLine` fed from several threads.
@@ -126,6 +96,89 @@ enum OverlayPictures {
         init(_ label: String, total: Int) { (line, self.total) = (ProgressLine(label), total) }
         func tick() { line.update(done.add(1, ordering: .relaxed).newValue, total) }
         func finish(_ summary: String) { line.finish(summary) }
+    }
+}
+
+/// Labelled images with the model's probabilities, scored one at a time: what `evaluate --png`
+/// writes (a picture and a row of scores.csv per image) and `unet report` shows (the worst
+/// ones, smaller). Rank 0's.
+struct ScoredImages: Sendable {
+    /// The model-size samples of `indices` (rows of the training arrays), in that order.
+    let samples: Samples
+    let indices: [Int]
+    /// The subject of every training image, by row.
+    let subjects: [Int32]
+    /// The training arrays as read: images and masks (N, H, W) at their original size.
+    let images: NDArray<UInt8>, masks: NDArray<UInt8>
+    /// `samples.count x rows x cols` probabilities, in the order of `samples`.
+    let probabilities: [Float]
+
+    init(_ labelled: LabelledImages, probabilities: [Float]) {
+        (samples, indices, subjects) = (labelled.set, labelled.indices, labelled.subjects)
+        (images, masks, self.probabilities) = (labelled.images, labelled.masks, probabilities)
+        precondition(indices.count == samples.count && probabilities.count == samples.count * samples.rows * samples.cols
+                     && masks.shape == images.shape)
+    }
+
+    var count: Int { samples.count }
+    var height: Int { images.shape[1] }
+    var width: Int { images.shape[2] }
+
+    /// One image scored, with its masks at the original size (0 or 1, row-major).
+    struct Evaluated {
+        var score: OverlayPictures.Score
+        /// The predicted mask as the submission holds it (`SubmissionMask.binarize`).
+        var predicted: [UInt8]
+        /// The true mask (`imgs_mask_train.npy` above 127).
+        var truth: [UInt8]
+    }
+
+    /// The `i`-th image of `samples`: its masks and its scores.
+    func evaluate(_ i: Int) -> Evaluated {
+        let (rows, cols) = (samples.rows, samples.cols)
+        let plane = height * width, modelPlane = rows * cols
+        let threshold = OverlayPictures.threshold
+        let index = indices[i]
+        let model = (i * modelPlane)..<((i + 1) * modelPlane)
+        let (predicted, dice, kaggle) = probabilities.withUnsafeBufferPointer { p in
+            samples.masks.withUnsafeBufferPointer { t in
+                let p = UnsafeBufferPointer(rebasing: p[model]), t = UnsafeBufferPointer(rebasing: t[model])
+                return (SubmissionMask.binarize(probabilities: p, rows: rows, cols: cols, threshold: threshold,
+                                                height: height, width: width),
+                        DiceLoss.sums(predictions: p, targets: t).dice,
+                        KaggleScore.perImage(predictions: p, targets: t, pixels: modelPlane, threshold: threshold)[0])
+            }
+        }
+        let truth = masks.scalars[(index * plane)..<((index + 1) * plane)].map { $0 > 127 ? UInt8(1) : 0 }
+        var (a, b, both) = (0, 0, 0)
+        for k in 0..<plane {
+            a += Int(predicted[k])
+            b += Int(truth[k])
+            both += Int(predicted[k] & truth[k])
+        }
+        let score = OverlayPictures.Score(index: index, subject: subjects[index], file: "\(index).png", dice: dice,
+                                          kaggle: kaggle, kaggleFull: a + b == 0 ? 1 : 2 * Double(both) / Double(a + b),
+                                          truePixels: b, predictedPixels: a)
+        return Evaluated(score: score, predicted: predicted, truth: truth)
+    }
+
+    /// The gray image as read, of row `index` of the training arrays.
+    func originalImage(_ index: Int) -> [UInt8] {
+        let plane = height * width
+        return Array(images.scalars[(index * plane)..<((index + 1) * plane)])
+    }
+
+    /// The image at its original size with the predicted outline in green, the true one in red,
+    /// yellow where they coincide.
+    func picture(_ e: Evaluated) -> RGBImage {
+        Overlay.draw(image: originalImage(e.score.index), width: width, height: height,
+                     predicted: e.predicted, truth: e.truth)
+    }
+
+    /// The same picture shrunk to fit `maxWidth x maxHeight` (`Overlay.drawReduced`).
+    func reducedPicture(_ e: Evaluated, maxWidth: Int, maxHeight: Int) -> RGBImage {
+        Overlay.drawReduced(image: originalImage(e.score.index), width: width, height: height,
+                            predicted: e.predicted, truth: e.truth, maxWidth: maxWidth, maxHeight: maxHeight)
     }
 }
 

@@ -9,6 +9,10 @@ import Training
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Predict nerve masks for the test images with a trained checkpoint.",
+        usage: """
+            unet predict --data <data> --checkpoint <checkpoint> [--out <out>]
+              [--batch-size <n>] [--png <DIR>]
+            """,
         discussion: """
             Reads:  DATA/imgs_test.npy and DATA/imgs_id_test.npy (from `unet prepare`)
                     and a checkpoint written by `unet train` (its model configuration
@@ -32,7 +36,7 @@ struct Predict: ParsableCommand {
     @Option(help: "The folder `unet prepare` wrote.") var data: String
     @Option(help: "A checkpoint written by `unet train`.") var checkpoint: String
     @Option(help: "Where to write the probabilities (.npy).") var out: String = "imgs_mask_test.npy"
-    @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize: Int = 32
+    @Option(name: .customLong("batch-size"), help: ArgumentHelp("Images per forward pass.", valueName: "n")) var batchSize: Int = 32
     @Option(help: ArgumentHelp("Also write DIR/<id>.png: each test image with its predicted outline.", valueName: "DIR"))
     var png: String?
 
@@ -81,13 +85,15 @@ struct Predict: ParsableCommand {
 
 /// A model with a checkpoint's weights, and the normalisation it was trained with. Rank 0 reads
 /// the file; the other ranks receive the configuration and the weights from it (they need not
-/// see the file). The mean and std are meaningful on rank 0 only.
-func loadModel(_ path: String, maxBatch: Int, communicator comm: any Communicator) throws -> (UNet, mean: Float, std: Float) {
+/// see the file). The mean and std are meaningful on rank 0 only. `preloaded`: rank 0 has
+/// already read the checkpoint at `path` (it is not read again).
+func loadModel(_ path: String, preloaded: Checkpoint? = nil, maxBatch: Int,
+               communicator comm: any Communicator) throws -> (UNet, mean: Float, std: Float) {
     var configuration = UNetConfiguration()
     var parameters: [Float] = []
     var mean: Float = 0, std: Float = 1
     if comm.isRoot {
-        let checkpoint = try Checkpoint.read(from: path)
+        let checkpoint = try preloaded ?? Checkpoint.read(from: path)
         guard let state = checkpoint.state else {
             throw DataError(path, "has weights but no training state (mean and std): not written by unet train")
         }

@@ -8,17 +8,19 @@ struct Prepare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read the Kaggle TIFFs and write the NumPy arrays training uses.",
         discussion: """
-            Reads:  RAW/train/<subject>_<n>.tif with RAW/train/<subject>_<n>_mask.tif, and
-                    RAW/test/<id>.tif (8- or 16-bit grayscale or RGB TIFFs, any compression
-                    libtiff decodes; all images of a split of one size).
-            Writes: OUT/imgs_train.npy (N,H,W) uint8, OUT/imgs_mask_train.npy (N,H,W) uint8,
-                    OUT/imgs_subject_train.npy (N,) int32, OUT/imgs_test.npy (M,H,W) uint8,
-                    OUT/imgs_id_test.npy (M,) int32; training ordered by subject then number,
-                    test by id. Loadable with numpy.load.
+            Reads:  RAW/train/<subject>_<n>.tif with RAW/train/<subject>_<n>_mask.tif,
+                    and RAW/test/<id>.tif (8- or 16-bit grayscale or RGB TIFFs, any
+                    compression libtiff decodes; all images of a split of one size).
+            Writes: OUT/imgs_train.npy (N,H,W) uint8, OUT/imgs_mask_train.npy
+                    (N,H,W) uint8, OUT/imgs_subject_train.npy (N,) int32,
+                    OUT/imgs_test.npy (M,H,W) uint8, OUT/imgs_id_test.npy (M,) int32;
+                    training ordered by subject then number, test by id. Loadable
+                    with numpy.load.
 
-            Files that are not .tif (.DS_Store, notes) are skipped with a note. Any other problem (a
-            name that does not parse, an image without its mask, a damaged TIFF, sizes that differ)
-            stops with one line naming the file, and no .npy file is written.
+            Files that are not .tif (.DS_Store, notes) are skipped with a note. Any
+            other problem (a name that does not parse, an image without its mask, a
+            damaged TIFF, sizes that differ) stops with one line naming the file,
+            and no .npy file is written.
 
             Example:
               unet prepare --raw raw --out data

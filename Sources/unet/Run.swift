@@ -7,12 +7,15 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The whole pipeline: (synth,) prepare, train, predict, submit.",
         discussion: """
-            Reads:  --raw DIR in the Kaggle layout (train/, test/); without --raw, a synthetic
-                    set is generated once into OUT/raw-synthetic (and reused after).
-            Writes: OUT/data/*.npy (unet prepare), OUT/unet.h5, OUT/unet.last.h5 and the
-                    metrics log OUT/unet.csv (unet train), OUT/imgs_mask_test.npy (unet
-                    predict), OUT/submission.csv (unet submit); with --timeline FILE, the
-                    training's Chrome trace.
+            Reads:  --raw DIR in the Kaggle layout (train/, test/); without --raw, a
+                    synthetic set is generated once into OUT/raw-synthetic (and
+                    reused after).
+            Writes: OUT/data/*.npy (unet prepare), OUT/unet.h5, OUT/unet.last.h5
+                    and the metrics log OUT/unet.csv (unet train),
+                    OUT/imgs_mask_test.npy (unet predict), OUT/submission.csv
+                    (unet submit); with --timeline FILE, the training's Chrome
+                    trace. `unet report --checkpoint OUT/unet.h5 --data OUT/data`
+                    then shows the run on one page.
 
             Each stage is the subcommand of the same name with these options
             (--quiet and --verbose set what the training stage prints). Under

@@ -6,6 +6,10 @@ import Submission
 struct Submit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the Kaggle submission.csv from predicted test masks.",
+        usage: """
+            unet submit --data <data> --masks <masks> --out <out>
+              [--threshold <threshold>] [--min-pixels <min-pixels>]
+            """,
         discussion: """
             Reads:  DATA/imgs_id_test.npy (the test ids, from `unet prepare`),
                     only the header of DATA/imgs_test.npy (the original image

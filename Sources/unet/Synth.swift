@@ -10,17 +10,24 @@ import Kernels
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate a synthetic ultrasound data set in the Kaggle layout.",
+        usage: """
+            unet synth --out <out> [--train <train>] [--test <test>]
+              [--subjects <subjects>] [--seed <seed>] [--force] [--threads <threads>]
+            """,
         discussion: """
-            For running the whole pipeline without the Kaggle download. The images imitate neck
-            ultrasound: Rayleigh-like speckle, tissue bands and bright fascia lines, acoustic
-            shadows below bright structures, depth attenuation; in about 40% of them a dark oval
-            nerve with a bright rim and inner texture, whose outline is the mask. Images of one
-            subject share their anatomy. Deterministic for a seed.
+            For running the whole pipeline without the Kaggle download. The images
+            imitate neck ultrasound: Rayleigh-like speckle, tissue bands and bright
+            fascia lines, acoustic shadows below bright structures, depth
+            attenuation; in about 40% of them a dark oval nerve with a bright rim
+            and inner texture, whose outline is the mask. Images of one subject
+            share their anatomy. Deterministic for a seed.
 
-            Writes: OUT/train/<subject>_<n>.tif and OUT/train/<subject>_<n>_mask.tif (masks 0/255),
-                    OUT/test/<id>.tif with ids from 1; 580 wide x 420 high, 8-bit grayscale.
-            The folder is written under a temporary name and renamed when complete; an existing
-            OUT is an error unless --force replaces it.
+            Reads:  nothing.
+            Writes: OUT/train/<subject>_<n>.tif and OUT/train/<subject>_<n>_mask.tif
+                    (masks 0/255), OUT/test/<id>.tif with ids from 1; 580 wide x
+                    420 high, 8-bit grayscale. The folder is written under a
+                    temporary name and renamed when complete; an existing OUT is
+                    an error unless --force replaces it.
 
             Example:
               unet synth --out raw --train 200 --test 50 --seed 7

@@ -14,10 +14,14 @@ struct CLITests {
 
     struct Result { var status: Int32; var stdout: String; var stderr: String }
 
-    static func run(_ arguments: [String]) throws -> Result {
+    /// Runs the tool; `environment` adds to (or overrides) this process's environment.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: unet)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -147,11 +151,44 @@ struct CLITests {
         }
     }
 
-    @Test func helpTeaches() throws {
-        for command in ["synth", "prepare", "train", "predict", "submit", "run", "evaluate", "compare", "bench", "info"] {
-            let help = try Self.run([command, "--help"])
-            #expect(help.status == 0)
-            #expect(help.stdout.contains("Example"), "\(command) --help has no example")
+    static let subcommands = ["synth", "prepare", "train", "predict", "submit", "run", "evaluate", "report", "compare",
+                              "bench", "info"]
+
+    /// Every subcommand's --help says what it reads and writes and gives an example, in 80
+    /// columns: no line longer, and the overview and discussion laid out by hand (the same at
+    /// 80 columns as at 400, so ArgumentParser did not rewrap them into ragged lines). The
+    /// usage names every option (it is written by hand where ArgumentParser's would not fit).
+    @Test func helpTeachesIn80Columns() throws {
+        #expect(Set(Self.subcommands).isSubset(of: Set(try Self.run(["--help"]).stdout.split(separator: " ").map(String.init))))
+        for command in [nil] + Self.subcommands.map(Optional.some) {
+            let arguments = (command.map { [$0] } ?? []) + ["--help"]
+            let help = try Self.run(arguments, environment: ["COLUMNS": "80"])
+            let wide = try Self.run(arguments, environment: ["COLUMNS": "400"])
+            let name = "unet \(command ?? "") --help"
+            #expect(help.status == 0 && wide.status == 0, "\(name): \(help.stderr)")
+            let lines = help.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            let long = lines.filter { $0.count > 80 }
+            #expect(long.isEmpty, "\(name) has lines over 80 columns: \(long)")
+            func head(_ text: String) -> String { text.components(separatedBy: "\nUSAGE:").first ?? "" }
+            #expect(head(help.stdout) == head(wide.stdout), "\(name): the discussion is rewrapped at 80 columns")
+            guard let command else { continue }
+            let text = help.stdout.lowercased()
+            #expect(text.contains("reads") && text.contains("writes"), "\(name) does not say what it reads and writes")
+            #expect(help.stdout.contains("Example"), "\(name) has no example")
+            let examples = help.stdout.components(separatedBy: "Example").dropFirst().joined()
+            #expect(examples.split(separator: "\n").contains { $0.contains("unet \(command)") && $0.hasPrefix("  ") },
+                    "\(name) has no example line running unet \(command)")
+            // Every option listed appears in the usage (unless the usage says <options>).
+            let usage = help.stdout.components(separatedBy: "USAGE:").dropFirst().first?.components(separatedBy: "\n\n").first ?? ""
+            guard !usage.contains("<options>") else { continue }
+            let options = help.stdout.components(separatedBy: "OPTIONS:").dropFirst().joined()
+                .split(separator: "\n").compactMap { line -> String? in
+                    guard line.hasPrefix("  -") else { return nil }
+                    return line.split(separator: " ").first { $0.hasPrefix("--") }.map(String.init)
+                }
+            for option in options where !["--help", "--version"].contains(option) {
+                #expect(usage.contains(option), "\(name): the usage lacks \(option)")
+            }
         }
     }
 }

@@ -64,6 +64,24 @@ struct PicturesTests {
         }
     }
 
+    /// `PNG.encode` gives the bytes `PNG.write` puts in a file (the same libpng, the same
+    /// settings): decoded back pixel for pixel, also for noise that does not compress (so the
+    /// first buffer, half the raw size, is too small and libpng says how much it needs).
+    @Test func pngEncodesToMemory() throws {
+        var generator = SystemRandomNumberGenerator()
+        let noise = RGBImage(width: 97, height: 61, pixels: (0..<(97 * 61 * 3)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        for image in [Self.pattern(width: 580, height: 420), noise, Self.pattern(width: 1, height: 1)] {
+            let bytes = try PNG.encode(image, name: "picture")
+            #expect(bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
+            try withTemporaryDirectory { dir in
+                try writeBytes(bytes, dir + "/encoded.png")
+                #expect(try PNG.read(dir + "/encoded.png") == image)
+                try PNG.write(image, to: dir + "/written.png")
+                #expect(try readBytes(dir + "/written.png") == bytes)
+            }
+        }
+    }
+
     @Test func pngOverwritesAtomically() throws {
         try withTemporaryDirectory { dir in
             let path = dir + "/a.png"
@@ -159,6 +177,35 @@ struct PicturesTests {
             try PNG.write(picture, to: dir + "/overlay.png")
             #expect(try PNG.read(dir + "/overlay.png") == picture)
         }
+    }
+
+    /// The smaller overlay (`unet report`'s pictures): half size for 580x420 into 290x210, the
+    /// gray of each 2x2 block averaged, the masks shrunk and outlined at the small size, so the
+    /// outlines are one pixel wide in their own colours; a small image is not enlarged.
+    @Test func reducedOverlayOutlinesAtTheSmallSize() throws {
+        let (width, height) = (580, 420)
+        let gray = (0..<(width * height)).map { UInt8(($0 % width + $0 / width) % 200) }
+        let truth = Self.rectangle(width: width, height: height, xs: 100..<200, ys: 50..<150)
+        let predicted = Self.rectangle(width: width, height: height, xs: 100..<200, ys: 100..<300)
+        let picture = Overlay.drawReduced(image: gray, width: width, height: height, predicted: predicted, truth: truth,
+                                          maxWidth: 290, maxHeight: 210)
+        #expect(picture.width == 290 && picture.height == 210)
+        let smallGray = (0..<(290 * 210)).map { i -> UInt8 in
+            let (x, y) = (2 * (i % 290), 2 * (i / 290))
+            let sum = [gray[y * width + x], gray[y * width + x + 1], gray[(y + 1) * width + x], gray[(y + 1) * width + x + 1]]
+                .reduce(0) { $0 + Int($1) }
+            return UInt8((Double(sum) / 4).rounded())
+        }
+        let expected = Overlay.draw(image: smallGray, width: 290, height: 210,
+                                    predicted: Self.rectangle(width: 290, height: 210, xs: 50..<100, ys: 50..<150),
+                                    truth: Self.rectangle(width: 290, height: 210, xs: 50..<100, ys: 25..<75))
+        #expect(picture == expected)
+        #expect(picture[x: 50, y: 25] == Overlay.trueColour && picture[x: 50, y: 149] == Overlay.predictedColour)
+        #expect(picture[x: 50, y: 60] == Overlay.agreeingColour)
+
+        let small = Overlay.drawReduced(image: [7, 8, 9, 10], width: 2, height: 2, predicted: nil, truth: nil,
+                                        maxWidth: 290, maxHeight: 210)
+        #expect(small == RGBImage(gray: [7, 8, 9, 10], width: 2, height: 2))
     }
 
     @Test func forEachThrowsTheFirstFailureAndRunsEveryIndexOtherwise() throws {
