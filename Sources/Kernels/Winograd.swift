@@ -37,47 +37,14 @@ import Musl
 ///
 /// Work is split across `Parallel.threads` by tiles; each thread transforms a block of tiles,
 /// runs the 16 single-threaded GEMMs on it and writes its outputs, so nothing is shared but the
-/// transformed kernel (read only); the kernel gradient is summed per thread and reduced once.
+/// transformed kernel (read only); the kernel gradient is summed per thread and reduced once
+/// (from 128 output channels on, the threads split the output channels instead: one sum). The
+/// input may be a `Concatenation` read in place, and the input gradient written to its parts.
 /// The caller provides the workspace (`workspace(...)` floats), so a pass allocates nothing.
-/// The input of a convolution as one tensor, or as the concatenation along channels of two read
-/// in place (the U-Net decoder's `concatenate([up, skip])` without a copy), the first of which
-/// may be read 2x nearest-upsampled (`UpSampling2D`, without materialising it: pixel (y, x) of
-/// the first part is pixel (y / 2, x / 2) of its view). For gradients, the same parts receive
-/// the gradients of the same tensors (see `Winograd3x3.backwardData`).
-public struct Concatenation: Sendable {
-    public let first: TensorView
-    public let firstUpsampled: Bool
-    public let second: TensorView?
-
-    public init(_ view: TensorView) {
-        first = view
-        firstUpsampled = false
-        second = nil
-    }
-
-    /// `[first | second]`, the first nearest-upsampled 2x when `upsampled`.
-    public init(_ first: TensorView, upsampled: Bool, _ second: TensorView) {
-        precondition(first.batch == second.batch)
-        if upsampled {
-            precondition(2 * first.height == second.height && 2 * first.width == second.width)
-        } else {
-            precondition(first.height == second.height && first.width == second.width)
-        }
-        self.first = first
-        firstUpsampled = upsampled
-        self.second = second
-    }
-
-    var parts: Int { second == nil ? 1 : 2 }
-    public var channels: Int { first.channels + (second?.channels ?? 0) }
-    public var batch: Int { first.batch }
-    public var height: Int { second?.height ?? first.height }
-    public var width: Int { second?.width ?? first.width }
-}
-
 public enum Winograd3x3 {
     /// Tiles per block: the block's transformed input and output (16 x tiles x (in + out)
-    /// floats) stay within about 4 MB per thread, between 16 and 1024 tiles.
+    /// floats) stay within about 4 MB per thread, between 16 and 1024 tiles (the environment
+    /// can override the three figures for tuning: Docs/MODEL.md).
     static func blockTiles(inChannels: Int, outChannels: Int) -> Int {
         min(maxTiles, max(minTiles, budget / (16 * (inChannels + outChannels))))
     }
