@@ -46,7 +46,7 @@ public enum Winograd3x3 {
     /// floats) stay within about 4 MB per thread, between 16 and 1024 tiles (the environment
     /// can override the three figures for tuning: Docs/MODEL.md).
     static func blockTiles(inChannels: Int, outChannels: Int) -> Int {
-        min(maxTiles, max(minTiles, budget / (16 * (inChannels + outChannels))))
+        max(1, min(maxTiles, max(minTiles, budget / (16 * (inChannels + outChannels)))))
     }
     static let budget = env("UNET_WINOGRAD_BUDGET") ?? (1 << 20)
     static let minTiles = env("UNET_WINOGRAD_MIN") ?? 16
