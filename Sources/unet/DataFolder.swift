@@ -91,3 +91,19 @@ func lastCheckpointPath(_ path: String) -> String {
     }
     return path + ".last"
 }
+
+/// Creates the folders `path` is in, as `mkdir -p` does (nothing when they exist); a failure is
+/// one line naming the folder.
+func createFolders(containing path: String) throws {
+    guard let slash = path.lastIndex(of: "/"), slash > path.startIndex else { return }
+    let folder = String(path[..<slash])
+    var info = stat()
+    if stat(folder, &info) == 0 {
+        guard (info.st_mode & S_IFMT) == S_IFDIR else { throw DataError(folder, "exists and is not a folder") }
+        return
+    }
+    try createFolders(containing: folder)
+    if mkdir(folder, 0o755) != 0 && errno != EEXIST {
+        throw DataError(folder, "cannot create the checkpoint's folder: \(String(cString: strerror(errno)))")
+    }
+}

@@ -84,7 +84,7 @@ enum OverlayPictures {
             csv += "\(s.index),\(s.subject),\(s.file)," + String(format: "%.6f,%.6f,%.6f", s.dice, s.kaggle, s.kaggleFull)
                 + ",\(s.truePixels),\(s.predictedPixels)\n"
         }
-        try writeTextAtomically(csv, to: folder + "/scores.csv")
+        try writeAtomically(folder + "/scores.csv", contents: csv)
         progress.finish("\(scored.count) and scores.csv to \(folder) (\(scored.width)x\(scored.height), predicted outline green, true red, both yellow)")
     }
 
@@ -179,26 +179,5 @@ struct ScoredImages: Sendable {
     func reducedPicture(_ e: Evaluated, maxWidth: Int, maxHeight: Int) -> RGBImage {
         Overlay.drawReduced(image: originalImage(e.score.index), width: width, height: height,
                             predicted: e.predicted, truth: e.truth, maxWidth: maxWidth, maxHeight: maxHeight)
-    }
-}
-
-/// Writes `text` to `path` atomically (a temporary name, flushed, renamed); a failure is one
-/// line naming `path`.
-func writeTextAtomically(_ text: String, to path: String) throws {
-    try writeAtomically(path) { temporary in
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
-        guard fd >= 0 else { throw DataError(path, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                throw DataError(path, "write error: \(reason)")
-            }
-            bytes = bytes.dropFirst(n)
-        }
-        guard close(fd) == 0 else { throw DataError(path, "write error: \(String(cString: strerror(errno)))") }
     }
 }

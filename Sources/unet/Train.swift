@@ -97,6 +97,8 @@ struct Train: ParsableCommand {
         if root {
             // Every input is there before anything is read (or written).
             try DataFolder(path: data).require(DataFolder.trainingFiles)
+            // The checkpoint's folder is made if missing, as Keras' ModelCheckpoint does.
+            try createFolders(containing: checkpoint)
             if options.resume {
                 if fileExists(lastPath) {
                     let last = try Checkpoint.read(from: lastPath, expecting: config)

@@ -64,6 +64,22 @@ import Checkpoint
         }
     }
 
+    /// The checkpoint's folders are made when missing (as Keras' ModelCheckpoint makes them);
+    /// a path through a file is one line naming it.
+    @Test func checkpointFolderIsMade() throws {
+        try withTemporaryDirectory { dir in
+            try Self.prepare(dir)
+            let made = try Self.train(dir, "runs/a/unet.h5", epochs: 1)
+            #expect(made.status == 0, "\(made.stderr)")
+            #expect(FileManager.default.fileExists(atPath: dir + "/runs/a/unet.h5"))
+            #expect(FileManager.default.fileExists(atPath: dir + "/runs/a/unet.csv"))
+            #expect(FileManager.default.createFile(atPath: dir + "/file", contents: Data()))
+            let refused = try Self.train(dir, "file/unet.h5", epochs: 1)
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("\(dir)/file: exists and is not a folder"), "\(refused.stderr)")
+        }
+    }
+
     /// --quiet: nothing on stdout, one summary line on stderr; --verbose: a line per step and
     /// a timing line per epoch; both at once is a one-line usage error.
     @Test func quietAndVerbose() throws {
