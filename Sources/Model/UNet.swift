@@ -28,7 +28,7 @@ public final class UNet: @unchecked Sendable {
     // Per-level buffers (index = level). Each `Buffer` holds an activation and its gradient.
     private var encoderFirst: [Buffer] = []   // first conv of encoder level i
     private var skip: [Buffer] = []           // second conv of encoder level i (the skip connection)
-    private var up: [Buffer?] = []            // transposed convolution into level i (nil: nearest)
+    private var up: [Buffer?] = []            // transposed convolution into level i (nil: nearest), in decoderSecond[i]'s values
     private var pooled: [Buffer] = []         // pooling of level i (input of level i + 1)
     private var bottom: [Buffer] = []         // the two bottom convolutions
     private var decoderFirst: [Buffer] = []   // first conv of decoder level i
@@ -58,6 +58,7 @@ public final class UNet: @unchecked Sendable {
         let value: UnsafeMutablePointer<Float>
         private(set) var gradient: UnsafeMutablePointer<Float>? = nil
         private var ownsGradient = false
+        private let ownsValue: Bool
         let count: Int
         init(batch: Int, height: Int, width: Int, channels: Int) {
             self.height = height
@@ -66,6 +67,14 @@ public final class UNet: @unchecked Sendable {
             count = batch * height * width * channels
             value = .allocate(capacity: count)
             value.initialize(repeating: 0, count: count)
+            ownsValue = true
+        }
+        /// A tensor of `other`'s shape whose values live in `other`'s storage (at times when
+        /// `other`'s own are not needed); its gradient is its own business.
+        init(sharingValuesOf other: Buffer) {
+            (height, width, channels, count) = (other.height, other.width, other.channels, other.count)
+            value = other.value
+            ownsValue = false
         }
         /// Uses `shared` (at least `count` floats) as the gradient's storage.
         func shareGradient(_ shared: UnsafeMutablePointer<Float>) {
@@ -81,7 +90,7 @@ public final class UNet: @unchecked Sendable {
             ownsGradient = true
         }
         deinit {
-            value.deallocate()
+            if ownsValue { value.deallocate() }
             if ownsGradient { gradient?.deallocate() }
         }
         func view(_ batch: Int) -> TensorView {
@@ -143,10 +152,14 @@ public final class UNet: @unchecked Sendable {
             let upChannels = transpose ? f : 2 * f
             encoderFirst.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
             skip.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
-            up.append(transpose ? Buffer(batch: maxBatch, height: h, width: w, channels: f) : nil)
             pooled.append(Buffer(batch: maxBatch, height: h / 2, width: w / 2, channels: f))
             decoderFirst.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
             decoderSecond.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
+            // The transposed convolution's output is only needed until the decoder's second
+            // convolution overwrites it in the forward pass, and is computed again in the
+            // backward pass once that convolution's own backward pass is done: it lives in the
+            // second convolution's output buffer (the same shape), never in its own.
+            up.append(transpose ? Buffer(sharingValuesOf: decoderSecond[level]) : nil)
             if level > 0 { conv3x3(in: configuration.filters(level: level - 1), out: f) }
             conv3x3(in: f, out: f)
             conv3x3(in: upChannels + f, out: f)
@@ -332,6 +345,14 @@ public final class UNet: @unchecked Sendable {
                 for level in 0..<d {
                     let below = level == d - 1 ? bottom[1] : decoderSecond[level + 1]
                     conv(decoderFirst[level], decoderConvs[level].1, decoderSecond[level], dx: decoderFirst[level])
+                    if let t = upConvs[level], let upBuffer = up[level] {
+                        // decoderSecond's values are done with: the transposed convolution's
+                        // output again, in their place.
+                        timed(\.upsampling) {
+                            ConvTranspose2x2.forward(input: below.view(n), kernel: p + t.kernel, bias: p + t.bias,
+                                                     output: upBuffer.view(n), work: work, workCount: workCount)
+                        }
+                    }
                     // Into [up | skip]: with nearest upsampling, the up part's gradient lands in
                     // the level below as 2x2 block sums (the upsampling's backward pass).
                     conv(concatenation(level, below: below.view(n), n), concatenationGradient(level, below: below, n),
@@ -401,9 +422,23 @@ public final class UNet: @unchecked Sendable {
             tensors += [encoderFirst[level], skip[level], pooled[level]].map { Concatenation($0.view(n)) }
         }
         tensors += [Concatenation(bottom[0].view(n)), Concatenation(bottom[1].view(n))]
+        // The transposed convolutions' outputs were overwritten (see `up`): computed again.
+        var recomputed: [UnsafeMutablePointer<Float>] = []
+        defer { for r in recomputed { r.deallocate() } }
         for level in stride(from: d - 1, through: 0, by: -1) {
             let below = level == d - 1 ? bottom[1].view(n) : decoderSecond[level + 1].view(n)
-            let whole = concatenation(level, below: below, n)  // also the up layer: its first part
+            var whole = concatenation(level, below: below, n)  // also the up layer: its first part
+            if let t = upConvs[level], let upBuffer = up[level] {
+                let values = UnsafeMutablePointer<Float>.allocate(capacity: upBuffer.count)
+                recomputed.append(values)
+                let view = TensorView(base: values, batch: n, height: upBuffer.height, width: upBuffer.width,
+                                      channels: upBuffer.channels)
+                parameters.withUnsafeBufferPointer { p in
+                    ConvTranspose2x2.forward(input: below, kernel: p.baseAddress! + t.kernel, bias: p.baseAddress! + t.bias,
+                                             output: view, work: work, workCount: workCount)
+                }
+                whole = Concatenation(view, upsampled: false, skip[level].view(n))
+            }
             tensors += [whole, whole, Concatenation(decoderFirst[level].view(n)), Concatenation(decoderSecond[level].view(n))]
         }
         tensors.append(Concatenation(outputBuffer.view(n)))
