@@ -139,10 +139,11 @@ public final class UNet: @unchecked Sendable {
         outputBuffer = Buffer(batch: maxBatch, height: r, width: c, channels: 1)
         // Workspace: the first convolution's im2col (one image per kernel thread, so that every
         // chunk holds at least an image for each thread: Kernels.Parallel splits chunks by
-        // images); one image of the transposed convolution's GEMM; and the Winograd
+        // images); as much for the transposed convolutions' GEMMs; and the Winograd
         // convolutions' transformed kernels and tile blocks (their own per-thread parts).
         let threads = max(1, Parallel.threads)
-        var workNeeded = r * c * 9 * configuration.filters(level: 0) * min(threads, maxBatch)
+        let imagesPerThread = min(threads, maxBatch)
+        var workNeeded = Conv3x3.workspace(height: r, width: c, inChannels: 1, imagesPerChunk: imagesPerThread)
         func conv3x3(in ci: Int, out co: Int) {
             workNeeded = max(workNeeded, Winograd3x3.workspace(inChannels: ci, outChannels: co, threads: threads))
         }
@@ -163,7 +164,10 @@ public final class UNet: @unchecked Sendable {
             if level > 0 { conv3x3(in: configuration.filters(level: level - 1), out: f) }
             conv3x3(in: f, out: f)
             conv3x3(in: upChannels + f, out: f)
-            workNeeded = max(workNeeded, (h / 2) * (w / 2) * 4 * f)
+            if transpose {
+                workNeeded = max(workNeeded, ConvTranspose2x2.workspace(inputPixelsPerChunk: (h / 2) * (w / 2) * imagesPerThread,
+                                                                        outChannels: f))
+            }
         }
         let (hb, wb, fb) = (r >> d, c >> d, configuration.filters(level: d))
         bottom = [Buffer(batch: maxBatch, height: hb, width: wb, channels: fb),
