@@ -175,7 +175,7 @@ public final class UNet: @unchecked Sendable {
         conv3x3(in: configuration.filters(level: d - 1), out: fb)
         conv3x3(in: fb, out: fb)
         // Gradient memory: only the skip connections' gradients live long (written in the
-        // decoder, read back in the encoder). Every other gradient is written by one step of
+        // decoder, read back in the encoder; see below). Every other gradient is written by one step of
         // `backward` and read by the next, so in the order they are produced — decoder
         // second/first (and the transposed convolution's output) per level from the top, the
         // bottom pair, then pooled/first per level from the bottom — consecutive ones alternate
@@ -192,8 +192,13 @@ public final class UNet: @unchecked Sendable {
             buffer.shareGradient(i % 2 == 0 ? gradientScratch.0 : gradientScratch.1)
         }
         inputBuffer.shareGradient(gradientScratch.0)  // never written: the first layer has no dx
-        // The long-lived ones: the skip connections' and the output's (dL/dprobabilities).
-        for buffer in skip + [outputBuffer] { buffer.ownGradient() }
+        // The skip connections' gradients live long, but not in memory of their own: a level's
+        // skip gradient is first written by the backward-data pass of the decoder's first
+        // convolution, after which that convolution's output values (decoderFirst, the same
+        // shape) are never read again in the step (its backward-weights pass, which reads them
+        // for the ReLU mask, runs first). The output's gradient (dL/dprobabilities) has its own.
+        for level in 0..<d { skip[level].shareGradient(decoderFirst[level].value) }
+        outputBuffer.ownGradient()
 
         workCount = workNeeded
         work = .allocate(capacity: workNeeded)
@@ -416,7 +421,8 @@ public final class UNet: @unchecked Sendable {
 
     /// The activation of the named Keras layer for the last forward pass, NHWC, first `batch`
     /// images (for layer-by-layer comparison with Keras); the upsampling and concatenation
-    /// layers, which have no buffer of their own, are assembled from their parts.
+    /// layers, which have no buffer of their own, are assembled from their parts. Valid after
+    /// `forward`, not after `backward` (which reuses the decoder's buffers).
     public func activation(of layer: String, batch n: Int) -> [Float]? {
         let specs = configuration.layers
         guard let index = specs.firstIndex(where: { $0.name == layer }) else { return nil }
