@@ -10,8 +10,9 @@ import Random
 /// tutorial's `concatenate([up, conv], axis=3)`), and with nearest upsampling `up` itself is
 /// never materialised either: the convolution reads the level below at half resolution, and its
 /// input gradient goes back to the level below as 2x2 block sums. So a level holds, per image,
-/// five tensors of its size (first conv, skip, pooled, two decoder convs; a sixth, `up`, with
-/// transposed convolutions) instead of seven with a 3f-channel concatenation and its gradient.
+/// five tensors of its size (first conv, skip, pooled, two decoder convs) instead of seven with a
+/// 3f-channel concatenation and its gradient; a transposed convolution's output and the skip
+/// connection's gradient live in decoder buffers while those are dead (see `init`).
 ///
 /// The model knows nothing of files, MPI or losses: `forward` maps the input buffer to
 /// probabilities, `backward` maps dL/dprobabilities to parameter gradients.
@@ -50,9 +51,10 @@ public final class UNet: @unchecked Sendable {
 
     /// An activation and its gradient, `batch x height x width x channels`, owned by the model.
     /// A transient gradient (one step of `backward` writes it and the next reads it, then never
-    /// again) lives in one of two shared scratch buffers instead (see `init`); the others get
-    /// their own storage once the plan is made (`ownGradient`), so no gradient is ever
-    /// allocated only to be replaced (which would count in the peak resident size).
+    /// again) lives in one of two shared scratch buffers instead, a skip connection's in a
+    /// decoder buffer's values (see `init`); the output's gets its own storage once the plan is
+    /// made (`ownGradient`), so no gradient is ever allocated only to be replaced (which would
+    /// count in the peak resident size).
     final class Buffer {
         let height: Int, width: Int, channels: Int
         let value: UnsafeMutablePointer<Float>
