@@ -82,17 +82,23 @@ public enum PNG {
             throw DataError(path, "cannot write a PNG of \(image.width)x\(image.height) pixels: too large")
         }
         try writeAtomically(path) { temporary in
-            var png = png_image()
-            png.version = png_uint_32(PNG_IMAGE_VERSION)
-            png.width = png_uint_32(image.width)
-            png.height = png_uint_32(image.height)
-            png.format = png_uint_32(PNG_FORMAT_RGB)
+            var png = rgbDescription(image)
             defer { png_image_free(&png) }
             let ok = image.pixels.withUnsafeBytes { bytes in
                 png_image_write_to_file(&png, temporary, 0, bytes.baseAddress, png_int_32(image.width * 3), nil)
             }
             guard ok != 0 else { throw DataError(path, "cannot write the PNG: \(message(of: png))") }
         }
+    }
+
+    /// libpng's simplified-API description of `image`: 8-bit RGB, its width and height.
+    static func rgbDescription(_ image: RGBImage) -> png_image {
+        var png = png_image()
+        png.version = png_uint_32(PNG_IMAGE_VERSION)
+        png.width = png_uint_32(image.width)
+        png.height = png_uint_32(image.height)
+        png.format = png_uint_32(PNG_FORMAT_RGB)
+        return png
     }
 
     /// `image` as the bytes of an 8-bit RGB PNG (zlib's default compression), in memory
@@ -108,11 +114,7 @@ public enum PNG {
         var capacity = image.pixels.count / 2 + 1024
         var retried = false
         while true {
-            var png = png_image()
-            png.version = png_uint_32(PNG_IMAGE_VERSION)
-            png.width = png_uint_32(image.width)
-            png.height = png_uint_32(image.height)
-            png.format = png_uint_32(PNG_FORMAT_RGB)
+            var png = rgbDescription(image)
             defer { png_image_free(&png) }
             var bytes = [UInt8](repeating: 0, count: capacity)
             var size = png_alloc_size_t(capacity)
