@@ -10,9 +10,11 @@ import Random
 /// tutorial's `concatenate([up, conv], axis=3)`), and with nearest upsampling `up` itself is
 /// never materialised either: the convolution reads the level below at half resolution, and its
 /// input gradient goes back to the level below as 2x2 block sums. So a level holds, per image,
-/// five tensors of its size (first conv, skip, pooled, two decoder convs) instead of seven with a
-/// 3f-channel concatenation and its gradient; a transposed convolution's output and the skip
-/// connection's gradient live in decoder buffers while those are dead (see `init`).
+/// four tensors of its size (first conv, skip, two decoder convs) instead of seven with a
+/// 3f-channel concatenation and its gradient: the pooled tensor and a transposed convolution's
+/// output live in decoder buffers while those are dead (and are computed again for the backward
+/// pass), and every gradient but the top level's lives where values the backward pass has
+/// finished with were (the plan is in `init`).
 ///
 /// The model knows nothing of files, MPI or losses: `forward` maps the input buffer to
 /// probabilities, `backward` maps dL/dprobabilities to parameter gradients.
@@ -29,8 +31,8 @@ public final class UNet: @unchecked Sendable {
     // Per-level buffers (index = level). Each `Buffer` holds an activation and its gradient.
     private var encoderFirst: [Buffer] = []   // first conv of encoder level i
     private var skip: [Buffer] = []           // second conv of encoder level i (the skip connection)
-    private var up: [Buffer?] = []            // transposed convolution into level i (nil: nearest), in decoderSecond[i]'s values
-    private var pooled: [Buffer] = []         // pooling of level i (input of level i + 1)
+    private var up: [Buffer?] = []            // transposed convolution into level i (nil: nearest), backward pass
+    private var pooled: [Buffer] = []         // pooling of level i (input of level i + 1), in decoderSecond[i]
     private var bottom: [Buffer] = []         // the two bottom convolutions
     private var decoderFirst: [Buffer] = []   // first conv of decoder level i
     private var decoderSecond: [Buffer] = []  // second conv of decoder level i (input of the next up)
@@ -38,8 +40,8 @@ public final class UNet: @unchecked Sendable {
     private var outputBuffer: Buffer
     private var work: UnsafeMutablePointer<Float>
     private let workCount: Int
-    /// The two buffers the transient gradients alternate between (see `init`).
-    private var gradientScratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
+    /// A level-0 tensor's storage for the gradients that have no dead values to live in (`init`).
+    private var gradientScratch: Buffer
 
     /// Parameter offsets of the layers, in the order `forward` uses them.
     private struct Conv { let kernel: Int, bias: Int }
@@ -49,12 +51,11 @@ public final class UNet: @unchecked Sendable {
     private var decoderConvs: [(Conv, Conv)] = []
     private var finalConv: Conv
 
-    /// An activation and its gradient, `batch x height x width x channels`, owned by the model.
-    /// A transient gradient (one step of `backward` writes it and the next reads it, then never
-    /// again) lives in one of two shared scratch buffers instead, a skip connection's in a
-    /// decoder buffer's values (see `init`); the output's gets its own storage once the plan is
-    /// made (`ownGradient`), so no gradient is ever allocated only to be replaced (which would
-    /// count in the peak resident size).
+    /// An activation and its gradient, `batch x height x width x channels`. Its values live in
+    /// storage of their own or in another buffer's (at times when that one's are not needed);
+    /// its gradient always in other storage chosen by the plan in `init` (or its own, for the
+    /// output's), so no gradient is ever allocated only to be replaced (which would count in the
+    /// peak resident size).
     final class Buffer {
         let height: Int, width: Int, channels: Int
         let value: UnsafeMutablePointer<Float>
@@ -71,21 +72,23 @@ public final class UNet: @unchecked Sendable {
             value.initialize(repeating: 0, count: count)
             ownsValue = true
         }
-        /// A tensor of `other`'s shape whose values live in `other`'s storage (at times when
-        /// `other`'s own are not needed); its gradient is its own business.
-        init(sharingValuesOf other: Buffer) {
-            (height, width, channels, count) = (other.height, other.width, other.channels, other.count)
+        /// A tensor of this shape whose values live in `other`'s storage (at least as large).
+        init(batch: Int, height: Int, width: Int, channels: Int, valuesIn other: Buffer) {
+            (self.height, self.width, self.channels) = (height, width, channels)
+            count = batch * height * width * channels
+            precondition(count <= other.count)
             value = other.value
             ownsValue = false
         }
-        /// Uses `shared` (at least `count` floats) as the gradient's storage.
-        func shareGradient(_ shared: UnsafeMutablePointer<Float>) {
-            precondition(gradient == nil)
-            gradient = shared
+        /// Keeps the gradient in `other`'s value storage (at least as large), which the backward
+        /// pass no longer needs by the time it writes this gradient.
+        func storeGradient(in other: Buffer) {
+            precondition(gradient == nil && count <= other.count)
+            gradient = other.value
         }
-        /// Gives the gradient its own storage unless it shares one.
+        /// Gives the gradient storage of its own.
         func ownGradient() {
-            guard gradient == nil else { return }
+            precondition(gradient == nil)
             let own = UnsafeMutablePointer<Float>.allocate(capacity: count)
             own.initialize(repeating: 0, count: count)
             gradient = own
@@ -155,14 +158,12 @@ public final class UNet: @unchecked Sendable {
             let upChannels = transpose ? f : 2 * f
             encoderFirst.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
             skip.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
-            pooled.append(Buffer(batch: maxBatch, height: h / 2, width: w / 2, channels: f))
             decoderFirst.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
             decoderSecond.append(Buffer(batch: maxBatch, height: h, width: w, channels: f))
-            // The transposed convolution's output is only needed until the decoder's second
-            // convolution overwrites it in the forward pass, and is computed again in the
-            // backward pass once that convolution's own backward pass is done: it lives in the
-            // second convolution's output buffer (the same shape), never in its own.
-            up.append(transpose ? Buffer(sharingValuesOf: decoderSecond[level]) : nil)
+            // The pooled tensor is read by the next level's first convolution only, long before
+            // the decoder writes this level's second convolution: it lives in that buffer, and
+            // the backward pass pools the skip connection again when it needs it.
+            pooled.append(Buffer(batch: maxBatch, height: h / 2, width: w / 2, channels: f, valuesIn: decoderSecond[level]))
             if level > 0 { conv3x3(in: configuration.filters(level: level - 1), out: f) }
             conv3x3(in: f, out: f)
             conv3x3(in: upChannels + f, out: f)
@@ -176,30 +177,46 @@ public final class UNet: @unchecked Sendable {
                   Buffer(batch: maxBatch, height: hb, width: wb, channels: fb)]
         conv3x3(in: configuration.filters(level: d - 1), out: fb)
         conv3x3(in: fb, out: fb)
-        // Gradient memory: only the skip connections' gradients live long (written in the
-        // decoder, read back in the encoder; see below). Every other gradient is written by one step of
-        // `backward` and read by the next, so in the order they are produced — decoder
-        // second/first (and the transposed convolution's output) per level from the top, the
-        // bottom pair, then pooled/first per level from the bottom — consecutive ones alternate
-        // between two scratch buffers (a step never reads and writes the same one).
-        var transient: [Buffer] = []
-        for level in 0..<d { transient += [decoderSecond[level], decoderFirst[level]] + (up[level].map { [$0] } ?? []) }
-        transient += [bottom[1], bottom[0]]
-        for level in stride(from: d - 1, through: 0, by: -1) { transient += [pooled[level], encoderFirst[level]] }
-        let scratchCount = transient.map(\.count).max()!
-        gradientScratch = (.allocate(capacity: scratchCount), .allocate(capacity: scratchCount))
-        gradientScratch.0.initialize(repeating: 0, count: scratchCount)
-        gradientScratch.1.initialize(repeating: 0, count: scratchCount)
-        for (i, buffer) in transient.enumerated() {
-            buffer.shareGradient(i % 2 == 0 ? gradientScratch.0 : gradientScratch.1)
+
+        // Gradient memory. Every gradient but the output's is kept in storage whose values the
+        // backward pass has finished with when the gradient is written: a convolution's
+        // backward-weights pass (which reads its input, and its output for the ReLU mask) runs
+        // before its backward-data pass, so the input's gradient can go where the output's
+        // values were, and so on down the network. One level-0 scratch buffer holds what has no
+        // such place: the top's gradient, where every level-0 value is still needed. In the
+        // order `backward` writes them (X = the scratch, or the buffer named):
+        //   decoder level L, from the top: dD2[L] in X_L; dD1[L] in D2[L]; then dSkip[L] in D1[L]
+        //     and the up part's gradient (nearest: the level below's, 2x2 sums) in X_L
+        //     (transposed: the recomputed up values first, both in X_L; the level below's
+        //     gradient, from the transposed convolution, in D2[L] = X_(L+1)); X_0 = scratch;
+        //     nearest: X_L = scratch.
+        //   bottom: dB1 in X_d, dB0 in B1, dPooled[d-1] in B0;
+        //   encoder level L, from the bottom: dE1[L] in Skip[L], dPooled[L-1] in E1[L].
+        // The transposed convolution's output lives in D2[L] in the forward pass (until the
+        // second convolution overwrites it) and in X_L in the backward pass (computed again).
+        gradientScratch = Buffer(batch: maxBatch, height: r, width: c, channels: configuration.filters(level: 0))
+        var x = gradientScratch
+        for level in 0..<d {
+            let h = decoderSecond[level]
+            h.storeGradient(in: x)
+            decoderFirst[level].storeGradient(in: h)
+            skip[level].storeGradient(in: decoderFirst[level])
+            if transpose {
+                let u = Buffer(batch: maxBatch, height: h.height, width: h.width, channels: h.channels, valuesIn: x)
+                u.storeGradient(in: x)
+                up.append(u)
+                x = h
+            } else {
+                up.append(nil)
+            }
         }
-        inputBuffer.shareGradient(gradientScratch.0)  // never written: the first layer has no dx
-        // The skip connections' gradients live long, but not in memory of their own: a level's
-        // skip gradient is first written by the backward-data pass of the decoder's first
-        // convolution, after which that convolution's output values (decoderFirst, the same
-        // shape) are never read again in the step (its backward-weights pass, which reads them
-        // for the ReLU mask, runs first). The output's gradient (dL/dprobabilities) has its own.
-        for level in 0..<d { skip[level].shareGradient(decoderFirst[level].value) }
+        bottom[1].storeGradient(in: x)
+        bottom[0].storeGradient(in: bottom[1])
+        pooled[d - 1].storeGradient(in: bottom[0])
+        for level in 0..<d {
+            encoderFirst[level].storeGradient(in: skip[level])
+            if level > 0 { pooled[level - 1].storeGradient(in: encoderFirst[level]) }
+        }
         outputBuffer.ownGradient()
 
         workCount = workNeeded
@@ -211,8 +228,6 @@ public final class UNet: @unchecked Sendable {
 
     deinit {
         work.deallocate()
-        gradientScratch.0.deallocate()
-        gradientScratch.1.deallocate()
     }
 
     /// Keras' defaults: Glorot-uniform kernels (limit sqrt(6 / (fan_in + fan_out)), fans computed
@@ -304,13 +319,17 @@ public final class UNet: @unchecked Sendable {
             conv(Concatenation(bottom[0].view(n)), bottomConvs.1, bottom[1].view(n))
             var below = bottom[1].view(n)
             for level in stride(from: d - 1, through: 0, by: -1) {
-                if let t = upConvs[level], let upBuffer = up[level] {
+                var upView: TensorView? = nil
+                if let t = upConvs[level] {
+                    // In the second convolution's buffer, which overwrites it after its last read.
+                    let view = decoderSecond[level].view(n)
                     timed(\.upsampling) {
                         ConvTranspose2x2.forward(input: below, kernel: p + t.kernel, bias: p + t.bias,
-                                                 output: upBuffer.view(n), work: work, workCount: workCount)
+                                                 output: view, work: work, workCount: workCount)
                     }
+                    upView = view
                 }
-                conv(concatenation(level, below: below, n), decoderConvs[level].0, decoderFirst[level].view(n))
+                conv(concatenation(level, up: upView, below: below, n), decoderConvs[level].0, decoderFirst[level].view(n))
                 conv(Concatenation(decoderFirst[level].view(n)), decoderConvs[level].1, decoderSecond[level].view(n))
                 below = decoderSecond[level].view(n)
             }
@@ -357,8 +376,8 @@ public final class UNet: @unchecked Sendable {
                     let below = level == d - 1 ? bottom[1] : decoderSecond[level + 1]
                     conv(decoderFirst[level], decoderConvs[level].1, decoderSecond[level], dx: decoderFirst[level])
                     if let t = upConvs[level], let upBuffer = up[level] {
-                        // decoderSecond's values are done with: the transposed convolution's
-                        // output again, in their place.
+                        // The transposed convolution's output again, where the second
+                        // convolution's output gradient was (read for the last time just now).
                         timed(\.upsampling) {
                             ConvTranspose2x2.forward(input: below.view(n), kernel: p + t.kernel, bias: p + t.bias,
                                                      output: upBuffer.view(n), work: work, workCount: workCount)
@@ -366,7 +385,8 @@ public final class UNet: @unchecked Sendable {
                     }
                     // Into [up | skip]: with nearest upsampling, the up part's gradient lands in
                     // the level below as 2x2 block sums (the upsampling's backward pass).
-                    conv(concatenation(level, below: below.view(n), n), concatenationGradient(level, below: below, n),
+                    conv(concatenation(level, up: up[level]?.view(n), below: below.view(n), n),
+                         concatenationGradient(level, below: below, n),
                          decoderConvs[level].0, decoderFirst[level].view(n), decoderFirst[level].grad(n))
                     if let t = upConvs[level], let upBuffer = up[level] {
                         timed(\.upsampling) {
@@ -376,7 +396,13 @@ public final class UNet: @unchecked Sendable {
                         }
                     }
                 }
+                // The pooled tensors were overwritten by the decoder (see `pooled`): pooled again
+                // just before the convolution that reads them, into storage dead by then.
+                func pool(_ level: Int) {
+                    timed(\.pooling) { MaxPool2x2.forward(input: skip[level].view(n), output: pooled[level].view(n)) }
+                }
                 conv(bottom[0], bottomConvs.1, bottom[1], dx: bottom[0])
+                pool(d - 1)
                 conv(pooled[d - 1], bottomConvs.0, bottom[0], dx: pooled[d - 1])
                 for level in stride(from: d - 1, through: 0, by: -1) {
                     timed(\.pooling) {
@@ -385,6 +411,7 @@ public final class UNet: @unchecked Sendable {
                     }
                     conv(encoderFirst[level], encoderConvs[level].1, skip[level], dx: encoderFirst[level])
                     if level > 0 {
+                        pool(level - 1)
                         conv(pooled[level - 1], encoderConvs[level].0, encoderFirst[level], dx: pooled[level - 1])
                     } else {
                         timed(\.convolutionBackwardWeights) {
@@ -403,9 +430,9 @@ public final class UNet: @unchecked Sendable {
 
     /// The decoder's first input at `level`: `[up | skip]`, `up` the level below read upsampled
     /// (nearest) or the transposed convolution's output.
-    private func concatenation(_ level: Int, below: TensorView, _ n: Int) -> Concatenation {
-        if let upBuffer = up[level] {
-            return Concatenation(upBuffer.view(n), upsampled: false, skip[level].view(n))
+    private func concatenation(_ level: Int, up upView: TensorView?, below: TensorView, _ n: Int) -> Concatenation {
+        if let upView {
+            return Concatenation(upView, upsampled: false, skip[level].view(n))
         }
         return Concatenation(below, upsampled: true, skip[level].view(n))
     }
@@ -423,34 +450,39 @@ public final class UNet: @unchecked Sendable {
 
     /// The activation of the named Keras layer for the last forward pass, NHWC, first `batch`
     /// images (for layer-by-layer comparison with Keras); the upsampling and concatenation
-    /// layers, which have no buffer of their own, are assembled from their parts. Valid after
-    /// `forward`, not after `backward` (which reuses the decoder's buffers).
+    /// layers, which have no buffer of their own, are assembled from their parts, and the
+    /// tensors the decoder overwrote (pooled, transposed convolutions) are computed again from
+    /// their inputs. Valid after `forward`, not after `backward` (which reuses the buffers).
     public func activation(of layer: String, batch n: Int) -> [Float]? {
         let specs = configuration.layers
         guard let index = specs.firstIndex(where: { $0.name == layer }) else { return nil }
+        var recomputed: [UnsafeMutablePointer<Float>] = []
+        defer { for r in recomputed { r.deallocate() } }
+        func fresh(like b: Buffer) -> TensorView {
+            let values = UnsafeMutablePointer<Float>.allocate(capacity: b.count)
+            recomputed.append(values)
+            return TensorView(base: values, batch: n, height: b.height, width: b.width, channels: b.channels)
+        }
         var tensors: [Concatenation] = [Concatenation(inputBuffer.view(n))]
         let d = configuration.depth
         for level in 0..<d {
-            tensors += [encoderFirst[level], skip[level], pooled[level]].map { Concatenation($0.view(n)) }
+            let pooledView = fresh(like: pooled[level])
+            MaxPool2x2.forward(input: skip[level].view(n), output: pooledView)
+            tensors += [encoderFirst[level].view(n), skip[level].view(n), pooledView].map { Concatenation($0) }
         }
         tensors += [Concatenation(bottom[0].view(n)), Concatenation(bottom[1].view(n))]
-        // The transposed convolutions' outputs were overwritten (see `up`): computed again.
-        var recomputed: [UnsafeMutablePointer<Float>] = []
-        defer { for r in recomputed { r.deallocate() } }
         for level in stride(from: d - 1, through: 0, by: -1) {
             let below = level == d - 1 ? bottom[1].view(n) : decoderSecond[level + 1].view(n)
-            var whole = concatenation(level, below: below, n)  // also the up layer: its first part
-            if let t = upConvs[level], let upBuffer = up[level] {
-                let values = UnsafeMutablePointer<Float>.allocate(capacity: upBuffer.count)
-                recomputed.append(values)
-                let view = TensorView(base: values, batch: n, height: upBuffer.height, width: upBuffer.width,
-                                      channels: upBuffer.channels)
+            var upView: TensorView? = nil
+            if let t = upConvs[level] {
+                let view = fresh(like: decoderSecond[level])
                 parameters.withUnsafeBufferPointer { p in
                     ConvTranspose2x2.forward(input: below, kernel: p.baseAddress! + t.kernel, bias: p.baseAddress! + t.bias,
                                              output: view, work: work, workCount: workCount)
                 }
-                whole = Concatenation(view, upsampled: false, skip[level].view(n))
+                upView = view
             }
+            let whole = concatenation(level, up: upView, below: below, n)  // also the up layer: its first part
             tensors += [whole, whole, Concatenation(decoderFirst[level].view(n)), Concatenation(decoderSecond[level].view(n))]
         }
         tensors.append(Concatenation(outputBuffer.view(n)))
