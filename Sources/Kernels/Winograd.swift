@@ -61,11 +61,40 @@ public enum Winograd3x3 {
 
     /// Floats of `work` that every pass needs for a layer with these channels on `threads`
     /// threads: the transformed kernel (or thread 0's kernel-gradient sum), the other threads'
-    /// kernel-gradient sums and a block per thread.
-    public static func workspace(inChannels: Int, outChannels: Int, threads: Int) -> Int {
+    /// kernel-gradient sums and a block per thread. `kernelBudget` bounds the kernel-sized
+    /// regions (see `slices`).
+    public static func workspace(inChannels: Int, outChannels: Int, threads: Int,
+                                 kernelBudget: Int = defaultKernelBudget) -> Int {
         let t = max(1, threads)
-        return kernelRegions(inChannels: inChannels, outChannels: outChannels, threads: t) * 16 * inChannels * outChannels
+        return kernelRegions(inChannels: inChannels, outChannels: outChannels, threads: t)
+            * regionCount(inChannels: inChannels, outChannels: outChannels, kernelBudget: kernelBudget)
             + t * blockCount(inChannels: inChannels, outChannels: outChannels)
+    }
+
+    /// Floats a transformed kernel (or kernel gradient) may take: 4 MB. A layer whose
+    /// `16 x in x out` is larger runs in slices of output channels (forward, backward weights)
+    /// or of input channels (backward data), each slice transforming the tiles again: from 128
+    /// channels a slice, that repeats under 1% of its GEMMs' work, and the U-Net's 512 x 512
+    /// layers need 4 MB of workspace instead of 16 (the environment can override it for
+    /// tuning: Docs/MODEL.md).
+    public static let defaultKernelBudget = max(16 * 8, env("UNET_WINOGRAD_KERNEL") ?? (1 << 20))
+
+    /// The slices of `channels` (the sliced side of the kernel) against `other` (the whole
+    /// side): as wide as the budget allows, in multiples of 8, and at least 8 wide.
+    static func slices(_ channels: Int, against other: Int, kernelBudget: Int) -> [Range<Int>] {
+        let width = sliceWidth(channels, against: other, kernelBudget: kernelBudget)
+        return stride(from: 0, to: channels, by: width).map { $0..<min(channels, $0 + width) }
+    }
+
+    static func sliceWidth(_ channels: Int, against other: Int, kernelBudget: Int) -> Int {
+        let fit = kernelBudget / (16 * other)
+        return fit >= channels ? channels : max(8, fit / 8 * 8)
+    }
+
+    /// Floats of one kernel-sized region: the largest slice of any pass.
+    static func regionCount(inChannels ci: Int, outChannels co: Int, kernelBudget: Int) -> Int {
+        16 * max(ci * sliceWidth(co, against: ci, kernelBudget: kernelBudget),
+                 co * sliceWidth(ci, against: co, kernelBudget: kernelBudget))
     }
 
     /// How many kernel-sized regions open the workspace: the transformed kernel or the kernel
@@ -76,8 +105,9 @@ public enum Winograd3x3 {
 
     /// Where the threads' blocks start in the workspace of a layer with these channels.
     static func blocks(_ work: UnsafeMutablePointer<Float>, inChannels ci: Int, outChannels co: Int,
-                       threads: Int) -> UnsafeMutablePointer<Float> {
-        work + kernelRegions(inChannels: ci, outChannels: co, threads: threads) * 16 * ci * co
+                       threads: Int, kernelBudget: Int) -> UnsafeMutablePointer<Float> {
+        work + kernelRegions(inChannels: ci, outChannels: co, threads: threads)
+            * regionCount(inChannels: ci, outChannels: co, kernelBudget: kernelBudget)
     }
 
     /// Whether the kernel gradient's threads split the output channels (each transforming every
@@ -91,11 +121,13 @@ public enum Winograd3x3 {
 
     /// `Parallel.threads`, or fewer if the workspace was planned for fewer (a thread count
     /// changed after the caller sized it: tests do).
-    static func usableThreads(inChannels ci: Int, outChannels co: Int, workCount: Int) -> Int {
+    static func usableThreads(inChannels ci: Int, outChannels co: Int, workCount: Int, kernelBudget: Int) -> Int {
+        func needed(_ threads: Int) -> Int {
+            workspace(inChannels: ci, outChannels: co, threads: threads, kernelBudget: kernelBudget)
+        }
         var threads = Parallel.threads
-        while threads > 1 && workspace(inChannels: ci, outChannels: co, threads: threads) > workCount { threads -= 1 }
-        precondition(workCount >= workspace(inChannels: ci, outChannels: co, threads: threads),
-                     "Winograd workspace too small: \(workCount) < \(workspace(inChannels: ci, outChannels: co, threads: threads))")
+        while threads > 1 && needed(threads) > workCount { threads -= 1 }
+        precondition(workCount >= needed(threads), "Winograd workspace too small: \(workCount) < \(needed(threads))")
         return threads
     }
 
@@ -118,36 +150,42 @@ public enum Winograd3x3 {
     /// slices (as in the U-Net's concatenations).
     public static func forward(input x: TensorView, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                output y: TensorView, activation: Activation,
-                               work: UnsafeMutablePointer<Float>, workCount: Int) {
+                               work: UnsafeMutablePointer<Float>, workCount: Int,
+                               kernelBudget: Int = defaultKernelBudget) {
         forward(input: Concatenation(x), kernel: kernel, bias: bias, output: y, activation: activation,
-                work: work, workCount: workCount)
+                work: work, workCount: workCount, kernelBudget: kernelBudget)
     }
 
     /// The same, of a concatenation read in place (the U-Net decoder's [upsampled | skip]).
     public static func forward(input x: Concatenation, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                output y: TensorView, activation: Activation,
-                               work: UnsafeMutablePointer<Float>, workCount: Int) {
+                               work: UnsafeMutablePointer<Float>, workCount: Int,
+                               kernelBudget: Int = defaultKernelBudget) {
         precondition(x.batch == y.batch && x.height == y.height && x.width == y.width)
         let (ci, co) = (x.channels, y.channels)
-        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount)
+        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount, kernelBudget: kernelBudget)
         let u = work
-        transformKernel(kernel, inChannels: ci, outChannels: co, into: u)
-        runBlocks(batch: x.batch, height: x.height, width: x.width, ci: ci, co: co, threads: threads,
-                  blocks: blocks(work, inChannels: ci, outChannels: co, threads: threads)) {
-            tiles, block, _ in
-            let v = block, m = block + 16 * tiles.count * ci, zero = m + 16 * tiles.count * co
-            inputTransform(x, tiles: tiles, zero: zero, into: v)
-            // V is stored tile by tile (the transform writes one stream); M position by position,
-            // each M[ξ] contiguous, which halves the cost of OpenBLAS zeroing C for beta = 0
-            // (sgemm_beta: 9.4 -> 5.8% of an inference step; the output transform, now reading
-            // 16 streams, 6.0 -> 7.9%).
-            for xi in 0..<16 {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                            Int32(tiles.count), Int32(co), Int32(ci),
-                            1, v + xi * ci, Int32(16 * ci), u + xi * ci * co, Int32(co),
-                            0, m + xi * tiles.count * co, Int32(co))
+        let blockStart = blocks(work, inChannels: ci, outChannels: co, threads: threads, kernelBudget: kernelBudget)
+        for slice in slices(co, against: ci, kernelBudget: kernelBudget) {
+            let sc = slice.count
+            transformKernel(kernel, inChannels: ci, outChannels: co, rows: 0..<ci, columns: slice, into: u)
+            let ySlice = Concatenation(y.channels(slice))
+            runBlocks(batch: x.batch, height: x.height, width: x.width, ci: ci, co: co, threads: threads,
+                      blocks: blockStart) { tiles, block, _ in
+                let v = block, m = block + 16 * tiles.count * ci, zero = m + 16 * tiles.count * sc
+                inputTransform(x, tiles: tiles, zero: zero, into: v)
+                // V is stored tile by tile (the transform writes one stream); M position by
+                // position, each M[ξ] contiguous, which halves the cost of OpenBLAS zeroing C for
+                // beta = 0 (sgemm_beta: 9.4 -> 5.8% of an inference step; the output transform,
+                // now reading 16 streams, 6.0 -> 7.9%).
+                for xi in 0..<16 {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                Int32(tiles.count), Int32(sc), Int32(ci),
+                                1, v + xi * ci, Int32(16 * ci), u + xi * ci * sc, Int32(sc),
+                                0, m + xi * tiles.count * sc, Int32(sc))
+                }
+                outputTransform(m, tiles: tiles, into: ySlice, bias: bias + slice.lowerBound, activation: activation)
             }
-            outputTransform(m, tiles: tiles, into: Concatenation(y), bias: bias, activation: activation)
         }
     }
 
@@ -156,8 +194,10 @@ public enum Winograd3x3 {
     /// Overwrites `dInput` with dL/dx from `dOutput`, which must hold dL/d(pre-activation)
     /// (`backwardWeights` leaves it there).
     public static func backwardData(kernel: UnsafePointer<Float>, dOutput dy: TensorView, dInput dx: TensorView,
-                                    work: UnsafeMutablePointer<Float>, workCount: Int) {
-        backwardData(kernel: kernel, dOutput: dy, dInput: Concatenation(dx), work: work, workCount: workCount)
+                                    work: UnsafeMutablePointer<Float>, workCount: Int,
+                                    kernelBudget: Int = defaultKernelBudget) {
+        backwardData(kernel: kernel, dOutput: dy, dInput: Concatenation(dx), work: work, workCount: workCount,
+                     kernelBudget: kernelBudget)
     }
 
     /// The same into a concatenation's gradients: each part's gradient goes to its own view; an
@@ -165,29 +205,35 @@ public enum Winograd3x3 {
     /// over its 2x2 blocks, the adjoint of nearest upsampling, so the full-resolution gradient
     /// of the upsampled tensor never exists.
     public static func backwardData(kernel: UnsafePointer<Float>, dOutput dy: TensorView, dInput dx: Concatenation,
-                                    work: UnsafeMutablePointer<Float>, workCount: Int) {
+                                    work: UnsafeMutablePointer<Float>, workCount: Int,
+                                    kernelBudget: Int = defaultKernelBudget) {
         precondition(dx.batch == dy.batch && dx.height == dy.height && dx.width == dy.width)
         let (ci, co) = (dx.channels, dy.channels)
-        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount)
+        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount, kernelBudget: kernelBudget)
         let u = work
-        transformKernel(kernel, inChannels: ci, outChannels: co, into: u)
-        // The roles swap: the block's "input" side holds dy (co channels), its output dx (ci).
-        runBlocks(batch: dy.batch, height: dy.height, width: dy.width, ci: co, co: ci, threads: threads,
-                  blocks: blocks(work, inChannels: ci, outChannels: co, threads: threads)) {
-            tiles, block, _ in
-            let v = block, m = block + 16 * tiles.count * co, zero = m + 16 * tiles.count * ci
-            inputTransform(Concatenation(dy), tiles: tiles, zero: zero, into: v)
-            for i in 0..<4 {
-                for j in 0..<4 {
-                    let xi = 4 * i + j, turned = 4 * turn(i) + turn(j)
-                    // M[ξ] (tiles x in) = V[ξ] (tiles x out) x U[p(ξ)]^T (out x in).
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                                Int32(tiles.count), Int32(ci), Int32(co),
-                                1, v + xi * co, Int32(16 * co), u + turned * ci * co, Int32(co),
-                                0, m + xi * tiles.count * ci, Int32(ci))
+        let blockStart = blocks(work, inChannels: ci, outChannels: co, threads: threads, kernelBudget: kernelBudget)
+        // Sliced by input channels: each slice of dx from all of dy.
+        for slice in slices(ci, against: co, kernelBudget: kernelBudget) {
+            let sc = slice.count
+            transformKernel(kernel, inChannels: ci, outChannels: co, rows: slice, columns: 0..<co, into: u)
+            let dxSlice = dx.channels(slice)
+            // The roles swap: the block's "input" side holds dy (co channels), its output dx.
+            runBlocks(batch: dy.batch, height: dy.height, width: dy.width, ci: co, co: ci, threads: threads,
+                      blocks: blockStart) { tiles, block, _ in
+                let v = block, m = block + 16 * tiles.count * co, zero = m + 16 * tiles.count * sc
+                inputTransform(Concatenation(dy), tiles: tiles, zero: zero, into: v)
+                for i in 0..<4 {
+                    for j in 0..<4 {
+                        let xi = 4 * i + j, turned = 4 * turn(i) + turn(j)
+                        // M[ξ] (tiles x in) = V[ξ] (tiles x out) x U[p(ξ)]^T (out x in).
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                                    Int32(tiles.count), Int32(sc), Int32(co),
+                                    1, v + xi * co, Int32(16 * co), u + turned * sc * co, Int32(co),
+                                    0, m + xi * tiles.count * sc, Int32(sc))
+                    }
                 }
+                outputTransform(m, tiles: tiles, into: dxSlice, bias: nil, activation: .linear)
             }
-            outputTransform(m, tiles: tiles, into: dx, bias: nil, activation: .linear)
         }
     }
 
@@ -196,101 +242,124 @@ public enum Winograd3x3 {
     public static func backwardWeights(input x: TensorView, output y: TensorView, activation: Activation,
                                        dOutput dy: TensorView, dKernel: UnsafeMutablePointer<Float>,
                                        dBias: UnsafeMutablePointer<Float>,
-                                       work: UnsafeMutablePointer<Float>, workCount: Int) {
+                                       work: UnsafeMutablePointer<Float>, workCount: Int,
+                                       kernelBudget: Int = defaultKernelBudget) {
         backwardWeights(input: Concatenation(x), output: y, activation: activation, dOutput: dy, dKernel: dKernel,
-                        dBias: dBias, work: work, workCount: workCount)
+                        dBias: dBias, work: work, workCount: workCount, kernelBudget: kernelBudget)
     }
 
     /// The same for a convolution of a concatenation.
     public static func backwardWeights(input x: Concatenation, output y: TensorView, activation: Activation,
                                        dOutput dy: TensorView, dKernel: UnsafeMutablePointer<Float>,
                                        dBias: UnsafeMutablePointer<Float>,
-                                       work: UnsafeMutablePointer<Float>, workCount: Int) {
+                                       work: UnsafeMutablePointer<Float>, workCount: Int,
+                                       kernelBudget: Int = defaultKernelBudget) {
         precondition(x.batch == dy.batch && x.height == dy.height && x.width == dy.width)
         let (ci, co) = (x.channels, dy.channels)
-        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount)
-        let kernelCount = 16 * ci * co
-        if splitsOutputChannels(outChannels: co, threads: threads) {
-            backwardWeightsByOutputChannels(input: x, output: y, activation: activation, dOutput: dy,
-                                            dKernel: dKernel, dBias: dBias, threads: threads, work: work)
-            return
+        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount, kernelBudget: kernelBudget)
+        let blockStart = blocks(work, inChannels: ci, outChannels: co, threads: threads, kernelBudget: kernelBudget)
+        let byOutputs = splitsOutputChannels(outChannels: co, threads: threads)
+        // Sliced by output channels: each slice's kernel gradient from all of x.
+        for slice in slices(co, against: ci, kernelBudget: kernelBudget) {
+            let part = KernelSlice(dKernel: dKernel, inChannels: ci, outChannels: co, columns: slice)
+            if byOutputs {
+                backwardWeightsByOutputChannels(input: x, output: y.channels(slice), activation: activation,
+                                                dOutput: dy.channels(slice), into: part, threads: threads,
+                                                work: work, blocks: blockStart)
+            } else {
+                backwardWeightsByTiles(input: x, output: y.channels(slice), activation: activation,
+                                       dOutput: dy.channels(slice), into: part, threads: threads,
+                                       work: work, blocks: blockStart)
+            }
         }
-        let used = runBlocks(batch: x.batch, height: x.height, width: x.width, ci: ci, co: co, threads: threads,
-                             blocks: blocks(work, inChannels: ci, outChannels: co, threads: threads), start: { thread in
+        Bias.accumulateGradient(dy, into: dBias)  // dy is dL/d(pre-activation) now
+    }
+
+    /// The output channels `columns` of a kernel gradient `(3, 3, in, out)`.
+    struct KernelSlice {
+        let dKernel: UnsafeMutablePointer<Float>
+        let inChannels: Int, outChannels: Int
+        let columns: Range<Int>
+    }
+
+    /// `backwardWeights` for one slice with the threads splitting the tiles: each thread sums
+    /// `V^T dM` into a dU of its own, reduced into thread 0's at the end.
+    static func backwardWeightsByTiles(input x: Concatenation, output y: TensorView, activation: Activation,
+                                       dOutput dy: TensorView, into part: KernelSlice, threads: Int,
+                                       work: UnsafeMutablePointer<Float>, blocks: UnsafeMutablePointer<Float>) {
+        let (ci, sc) = (x.channels, dy.channels)
+        let kernelCount = 16 * ci * sc
+        let used = runBlocks(batch: x.batch, height: x.height, width: x.width, ci: ci, co: part.outChannels,
+                             threads: threads, blocks: blocks, start: { thread in
                                  (work + thread * kernelCount).update(repeating: 0, count: kernelCount)
                              }) { tiles, block, thread in
             let du = work + thread * kernelCount
-            let v = block, m = block + 16 * tiles.count * ci, zero = m + 16 * tiles.count * co
+            let v = block, m = block + 16 * tiles.count * ci, zero = m + 16 * tiles.count * sc
             inputTransform(x, tiles: tiles, zero: zero, into: v)
             gradientTransform(dy, output: y, activation: activation, tiles: tiles, zero: zero, into: m)
             for xi in 0..<16 {
                 // dU[ξ] (in x out) += V[ξ]^T (in x tiles) x dM[ξ] (tiles x out).
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
-                            Int32(ci), Int32(co), Int32(tiles.count),
-                            1, v + xi * ci, Int32(16 * ci), m + xi * co, Int32(16 * co),
-                            1, du + xi * ci * co, Int32(co))
+                            Int32(ci), Int32(sc), Int32(tiles.count),
+                            1, v + xi * ci, Int32(16 * ci), m + xi * sc, Int32(16 * sc),
+                            1, du + xi * ci * sc, Int32(sc))
             }
         }
-        Bias.accumulateGradient(dy, into: dBias)  // dy is dL/d(pre-activation) now
         // Sum the threads' dU into thread 0's, then dK += G^T dU G, split by input channels.
         let sumParts = min(threads, ci)
-        Parallel.forEach(sumParts) { part in
-            let rows = Parallel.range(part, of: sumParts, count: ci)
+        Parallel.forEach(sumParts) { p in
+            let rows = Parallel.range(p, of: sumParts, count: ci)
             for xi in 0..<16 {
-                let target = work + xi * ci * co + rows.lowerBound * co
+                let target = work + xi * ci * sc + rows.lowerBound * sc
                 for thread in 1..<max(1, used) {
-                    add(work + thread * kernelCount + xi * ci * co + rows.lowerBound * co,
-                        into: target, count: rows.count * co)
+                    add(work + thread * kernelCount + xi * ci * sc + rows.lowerBound * sc,
+                        into: target, count: rows.count * sc)
                 }
             }
-            kernelGradient(work, inChannels: ci, outChannels: co, rows: rows, into: dKernel)
+            kernelGradient(work, rows: rows, into: part)
         }
     }
 
-    /// `backwardWeights` with the threads splitting the output channels: every thread goes
-    /// through every tile, transforming its whole input patch and its slice of the output
-    /// gradient, and adds `V^T dM` into its columns of the one dU.
+    /// `backwardWeights` for one slice with the threads splitting its output channels: every
+    /// thread goes through every tile, transforming its whole input patch and its part of the
+    /// output gradient, and adds `V^T dM` into its columns of the one dU.
     static func backwardWeightsByOutputChannels(input x: Concatenation, output y: TensorView, activation: Activation,
-                                                dOutput dy: TensorView, dKernel: UnsafeMutablePointer<Float>,
-                                                dBias: UnsafeMutablePointer<Float>, threads: Int,
-                                                work: UnsafeMutablePointer<Float>) {
-        let (ci, co) = (x.channels, dy.channels)
-        let du = work, kernelCount = 16 * ci * co
+                                                dOutput dy: TensorView, into part: KernelSlice, threads: Int,
+                                                work: UnsafeMutablePointer<Float>, blocks: UnsafeMutablePointer<Float>) {
+        let (ci, sc) = (x.channels, dy.channels)
+        let du = work
         let tiling = Tiling(height: x.height, width: x.width)
         let total = x.batch * tiling.perImage
-        let perBlock = blockTiles(inChannels: ci, outChannels: co)
-        let blocks = blocks(work, inChannels: ci, outChannels: co, threads: threads)
-        let blockSize = blockCount(inChannels: ci, outChannels: co)
-        let parts = min(threads, co)
-        Parallel.forEach(parts) { part in
-            let slice = Parallel.range(part, of: parts, count: co)
-            let sc = slice.count
-            let dyPart = dy.channels(slice), yPart = y.channels(slice)
+        let perBlock = blockTiles(inChannels: ci, outChannels: part.outChannels)
+        let blockSize = blockCount(inChannels: ci, outChannels: part.outChannels)
+        let parts = min(threads, sc)
+        Parallel.forEach(parts) { p in
+            let mine = Parallel.range(p, of: parts, count: sc)
+            let mc = mine.count
+            let dyPart = dy.channels(mine), yPart = y.channels(mine)
             // Zero this thread's columns of dU.
-            for row in 0..<(16 * ci) { (du + row * co + slice.lowerBound).update(repeating: 0, count: sc) }
-            let block = blocks + part * blockSize
+            for row in 0..<(16 * ci) { (du + row * sc + mine.lowerBound).update(repeating: 0, count: mc) }
+            let block = blocks + p * blockSize
             var t0 = 0
             while t0 < total {
                 let t1 = min(t0 + perBlock, total)
                 let tiles = TileRange(tiling: tiling, range: t0..<t1), t = tiles.count
-                let v = block, m = block + 16 * t * ci, zero = m + 16 * t * co
+                let v = block, m = block + 16 * t * ci, zero = m + 16 * t * mc
                 inputTransform(x, tiles: tiles, zero: zero, into: v)
                 gradientTransform(dyPart, output: yPart, activation: activation, tiles: tiles, zero: zero, into: m)
                 for xi in 0..<16 {
-                    // dU[ξ][:, slice] (in x sc) += V[ξ]^T (in x tiles) x dM[ξ] (tiles x sc).
+                    // dU[ξ][:, mine] (in x mc) += V[ξ]^T (in x tiles) x dM[ξ] (tiles x mc).
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
-                                Int32(ci), Int32(sc), Int32(t),
-                                1, v + xi * ci, Int32(16 * ci), m + xi * sc, Int32(16 * sc),
-                                1, du + xi * ci * co + slice.lowerBound, Int32(co))
+                                Int32(ci), Int32(mc), Int32(t),
+                                1, v + xi * ci, Int32(16 * ci), m + xi * mc, Int32(16 * mc),
+                                1, du + xi * ci * sc + mine.lowerBound, Int32(sc))
                 }
                 t0 = t1
             }
         }
-        Bias.accumulateGradient(dy, into: dBias)  // dy is dL/d(pre-activation) now
         let rowParts = min(threads, ci)
-        Parallel.forEach(rowParts) { part in
-            kernelGradient(du, inChannels: ci, outChannels: co, rows: Parallel.range(part, of: rowParts, count: ci),
-                           into: dKernel)
+        Parallel.forEach(rowParts) { p in
+            kernelGradient(du, rows: Parallel.range(p, of: rowParts, count: ci), into: part)
         }
     }
 
@@ -613,22 +682,24 @@ public enum Winograd3x3 {
 
     // MARK: Kernel transforms
 
-    /// `U[ξ] = G g G^T` for every (in, out) pair: `u` is 16 matrices of in x out, row-major.
-    /// Vectorised along output channels (contiguous in both layouts).
+    /// `U[ξ] = G g G^T` for the (in, out) pairs of `rows` x `columns` of a kernel
+    /// `(3, 3, in, out)`: `u` is 16 matrices of rows x columns, row-major. Vectorised along
+    /// output channels (contiguous in both layouts).
     static func transformKernel(_ kernel: UnsafePointer<Float>, inChannels ci: Int, outChannels co: Int,
-                                into u: UnsafeMutablePointer<Float>) {
-        let parts = min(Parallel.threads, ci)
-        let plane = ci * co
+                                rows: Range<Int>, columns: Range<Int>, into u: UnsafeMutablePointer<Float>) {
+        let (rc, cc) = (rows.count, columns.count)
+        let parts = min(Parallel.threads, rc)
+        let plane = ci * co, uPlane = rc * cc
         Parallel.forEach(parts) { part in
-            for c in Parallel.range(part, of: parts, count: ci) {
-                let g = kernel + c * co, out = u + c * co
+            for r in Parallel.range(part, of: parts, count: rc) {
+                let g = kernel + (rows.lowerBound + r) * co + columns.lowerBound, out = u + r * cc
                 var o = 0
-                while o < co {
-                    if o + 8 <= co {
-                        transformKernel8(g, o, plane, out, load: load, store: store)
+                while o < cc {
+                    if o + 8 <= cc {
+                        transformKernel8(g, o, plane, out, uPlane, load: load, store: store)
                         o += 8
                     } else {
-                        transformKernel8(g, o, plane, out, load: { p, i in F8(p[i], 0, 0, 0, 0, 0, 0, 0) },
+                        transformKernel8(g, o, plane, out, uPlane, load: { p, i in F8(p[i], 0, 0, 0, 0, 0, 0, 0) },
                                          store: { value, p, i in p[i] = value[0] })
                         o += 1
                     }
@@ -638,18 +709,19 @@ public enum Winograd3x3 {
     }
 
     /// G g G^T for 8 (or, with scalar `load`/`store`, 1) output channels from `o`: g's 9 entries
-    /// (ky, kx row-major) `plane` apart, U's 16 entries `plane` apart.
+    /// (ky, kx row-major) `plane` apart, U's 16 entries `uPlane` apart.
     @inline(__always)
     static func transformKernel8(_ g: UnsafePointer<Float>, _ o: Int, _ plane: Int, _ u: UnsafeMutablePointer<Float>,
+                                 _ uPlane: Int,
                                  load: (UnsafePointer<Float>, Int) -> F8,
                                  store: (F8, UnsafeMutablePointer<Float>, Int) -> Void) {
         // t = G g (4x3), row by row of g's columns; then U = t G^T.
         func row(_ r: (F8, F8, F8), _ xi: Int) {
             let (a, b, c) = r
-            store(a, u + xi * plane, o)
-            store(0.5 * (a + b + c), u + (xi + 1) * plane, o)
-            store(0.5 * (a - b + c), u + (xi + 2) * plane, o)
-            store(c, u + (xi + 3) * plane, o)
+            store(a, u + xi * uPlane, o)
+            store(0.5 * (a + b + c), u + (xi + 1) * uPlane, o)
+            store(0.5 * (a - b + c), u + (xi + 2) * uPlane, o)
+            store(c, u + (xi + 3) * uPlane, o)
         }
         let g0 = (load(g, o), load(g + plane, o), load(g + 2 * plane, o))
         let g1 = (load(g + 3 * plane, o), load(g + 4 * plane, o), load(g + 5 * plane, o))
@@ -660,20 +732,20 @@ public enum Winograd3x3 {
         row(g2, 12)
     }
 
-    /// `dK[ky][kx][in][out] += (G^T dU G)[ky][kx]` for the input channels `rows`, vectorised
-    /// along output channels.
-    static func kernelGradient(_ du: UnsafePointer<Float>, inChannels ci: Int, outChannels co: Int, rows: Range<Int>,
-                               into dKernel: UnsafeMutablePointer<Float>) {
-        let plane = ci * co
+    /// `dK[ky][kx][in][out] += (G^T dU G)[ky][kx]` for the input channels `rows` and the
+    /// slice's output channels (dU: 16 matrices of in x slice), vectorised along output channels.
+    static func kernelGradient(_ du: UnsafePointer<Float>, rows: Range<Int>, into part: KernelSlice) {
+        let (ci, co, sc) = (part.inChannels, part.outChannels, part.columns.count)
+        let plane = ci * co, duPlane = ci * sc
         for c in rows {
-            let e = du + c * co, out = dKernel + c * co
+            let e = du + c * sc, out = part.dKernel + c * co + part.columns.lowerBound
             var o = 0
-            while o < co {
-                if o + 8 <= co {
-                    kernelGradient8(e, o, plane, out, load: load, store: store)
+            while o < sc {
+                if o + 8 <= sc {
+                    kernelGradient8(e, o, duPlane, out, plane, load: load, store: store)
                     o += 8
                 } else {
-                    kernelGradient8(e, o, plane, out, load: { p, i in F8(p[i], 0, 0, 0, 0, 0, 0, 0) },
+                    kernelGradient8(e, o, duPlane, out, plane, load: { p, i in F8(p[i], 0, 0, 0, 0, 0, 0, 0) },
                                     store: { value, p, i in p[i] = value[0] })
                     o += 1
                 }
@@ -682,7 +754,8 @@ public enum Winograd3x3 {
     }
 
     @inline(__always)
-    static func kernelGradient8(_ e: UnsafePointer<Float>, _ o: Int, _ plane: Int, _ dk: UnsafeMutablePointer<Float>,
+    static func kernelGradient8(_ e: UnsafePointer<Float>, _ o: Int, _ ePlane: Int, _ dk: UnsafeMutablePointer<Float>,
+                                _ plane: Int,
                                 load: (UnsafePointer<Float>, Int) -> F8,
                                 store: (F8, UnsafeMutablePointer<Float>, Int) -> Void) {
         // G^T's rows: (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1).
@@ -690,8 +763,8 @@ public enum Winograd3x3 {
             (d0 + 0.5 * (d1 + d2), 0.5 * (d1 - d2), 0.5 * (d1 + d2) + d3)
         }
         @inline(__always) func column(_ j: Int) -> (F8, F8, F8) {
-            reduce(load(e + j * plane, o), load(e + (4 + j) * plane, o),
-                   load(e + (8 + j) * plane, o), load(e + (12 + j) * plane, o))
+            reduce(load(e + j * ePlane, o), load(e + (4 + j) * ePlane, o),
+                   load(e + (8 + j) * ePlane, o), load(e + (12 + j) * ePlane, o))
         }
         // t = G^T dU (3x4), then G^T t^T per row: dK[ky][kx].
         let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3)

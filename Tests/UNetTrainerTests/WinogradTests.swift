@@ -6,12 +6,17 @@ import Testing
 /// dL/dx, dL/dkernel and dL/dbias, through channel slices, odd heights and widths (tiles half
 /// outside), channel counts on and off the 8-wide vectors, and 1 to 3 threads. Tolerance: the
 /// transforms only add and halve, so the results differ by rounding alone, stated as 1e-5 of
-/// each tensor's largest magnitude (the sums here have up to 9 x 24 terms).
+/// each tensor's largest magnitude (the sums here have up to 9 x 24 terms). Small kernel budgets
+/// make the passes run in slices of channels, as the U-Net's widest layers do.
 @Suite("Kernels: Winograd F(2x2, 3x3) against im2col")
 struct WinogradTests {
     struct Shape: CustomTestStringConvertible, Sendable {
         let n: Int, h: Int, w: Int, ci: Int, co: Int, threads: Int, activation: Activation
-        var testDescription: String { "\(n)x\(h)x\(w) \(ci)->\(co), \(threads) thread(s), \(activation)" }
+        var budget = Winograd3x3.defaultKernelBudget
+        var testDescription: String {
+            "\(n)x\(h)x\(w) \(ci)->\(co), \(threads) thread(s), \(activation)"
+                + (budget < 16 * ci * co ? ", kernel budget \(budget) (slices)" : "")
+        }
     }
 
     static let shapes: [Shape] = [
@@ -25,6 +30,12 @@ struct WinogradTests {
         // From 128 output channels, the kernel gradient's threads split the output channels.
         Shape(n: 2, h: 3, w: 4, ci: 8, co: 130, threads: 2, activation: .relu),
         Shape(n: 3, h: 5, w: 2, ci: 20, co: 128, threads: 3, activation: .linear),
+        // Slices: output channels 16, 16, 8 (forward, weights), input channels 8, 8, 4 (data).
+        Shape(n: 2, h: 5, w: 6, ci: 20, co: 40, threads: 2, activation: .relu, budget: 16 * 20 * 16),
+        // Slices of 64, 64, 8 output channels, each split between the threads; 8, 4 input ones.
+        Shape(n: 2, h: 3, w: 4, ci: 12, co: 136, threads: 2, activation: .relu, budget: 16 * 12 * 64),
+        // One thread, slices of 8 and a last one of 1 input channel.
+        Shape(n: 3, h: 4, w: 4, ci: 9, co: 24, threads: 1, activation: .sigmoid, budget: 16 * 9 * 8),
     ]
 
     @Test(arguments: shapes)
@@ -42,7 +53,7 @@ struct WinogradTests {
             var dx = [Float](repeating: 7, count: x.count), dk = [Float](repeating: 0, count: kernel.count)
             var db = [Float](repeating: 0, count: s.co)
             let workCount = winograd
-                ? Winograd3x3.workspace(inChannels: s.ci, outChannels: s.co, threads: s.threads)
+                ? Winograd3x3.workspace(inChannels: s.ci, outChannels: s.co, threads: s.threads, kernelBudget: s.budget)
                 : Conv3x3.workspace(height: s.h, width: s.w, inChannels: max(s.ci, s.co), imagesPerChunk: s.n)
             var work = [Float](repeating: .nan, count: workCount)  // nothing may read it unwritten
             x.withUnsafeMutableBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
@@ -59,10 +70,12 @@ struct WinogradTests {
                 let (w, count) = (wp.baseAddress!, wp.count)
                 if winograd {
                     Winograd3x3.forward(input: xv, kernel: kernel, bias: bias, output: yv, activation: s.activation,
-                                        work: w, workCount: count)
+                                        work: w, workCount: count, kernelBudget: s.budget)
                     Winograd3x3.backwardWeights(input: xv, output: yv, activation: s.activation, dOutput: dyv,
-                                                dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!, work: w, workCount: count)
-                    Winograd3x3.backwardData(kernel: kernel, dOutput: dyv, dInput: dxv, work: w, workCount: count)
+                                                dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!, work: w, workCount: count,
+                                                kernelBudget: s.budget)
+                    Winograd3x3.backwardData(kernel: kernel, dOutput: dyv, dInput: dxv, work: w, workCount: count,
+                                             kernelBudget: s.budget)
                 } else {
                     Conv3x3.forward(input: xv, kernel: kernel, bias: bias, output: yv, activation: s.activation,
                                     work: w, workCount: count)
@@ -113,9 +126,10 @@ struct WinogradTests {
     /// A concatenation read in place — `[up | skip]` with `up` a nearest 2x upsampling of a
     /// half-size tensor, or two same-size tensors — gives what the materialised concatenation
     /// gives: outputs, kernel and bias gradients, and input gradients (the upsampled part's as
-    /// the 2x2 block sums, what `Upsample2x.backward` makes of the full-size gradient).
-    @Test(arguments: [true, false])
-    func concatenationReadInPlace(upsampled: Bool) {
+    /// the 2x2 block sums, what `Upsample2x.backward` makes of the full-size gradient). Sliced:
+    /// the input gradient in slices of 8 channels, the second across the parts' boundary.
+    @Test(arguments: [true, false], [false, true])
+    func concatenationReadInPlace(upsampled: Bool, sliced: Bool) {
         var g = GradientCheck()
         let (n, h, w, ca, cb, co) = (3, 6, 4, 10, 5, 9)
         let (ha, wa) = upsampled ? (h / 2, w / 2) : (h, w)
@@ -131,7 +145,10 @@ struct WinogradTests {
         }}}
         Parallel.configure(threads: 2)
         defer { Parallel.configure(threads: 1) }
-        var work = [Float](repeating: 0, count: Winograd3x3.workspace(inChannels: ca + cb, outChannels: co, threads: 2))
+        let budget = sliced ? 16 * co * 8 : Winograd3x3.defaultKernelBudget
+        #expect(Winograd3x3.slices(ca + cb, against: co, kernelBudget: budget).count == (sliced ? 2 : 1))
+        var work = [Float](repeating: 0, count: Winograd3x3.workspace(inChannels: ca + cb, outChannels: co, threads: 2,
+                                                                      kernelBudget: budget))
         func run(concatenated: Bool) -> [[Float]] {
             var a = a, b = b, whole = whole
             var y = [Float](repeating: 0, count: n * h * w * co), dy = r
@@ -155,12 +172,12 @@ struct WinogradTests {
                     : Concatenation(view(dwp.baseAddress!, h, w, ca + cb))
                 let yv = view(yp.baseAddress!, h, w, co), dyv = view(dyp.baseAddress!, h, w, co)
                 Winograd3x3.forward(input: x, kernel: kernel, bias: bias, output: yv, activation: .relu,
-                                    work: work.baseAddress!, workCount: work.count)
+                                    work: work.baseAddress!, workCount: work.count, kernelBudget: budget)
                 Winograd3x3.backwardWeights(input: x, output: yv, activation: .relu, dOutput: dyv,
                                             dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!,
-                                            work: work.baseAddress!, workCount: work.count)
+                                            work: work.baseAddress!, workCount: work.count, kernelBudget: budget)
                 Winograd3x3.backwardData(kernel: kernel, dOutput: dyv, dInput: dx,
-                                         work: work.baseAddress!, workCount: work.count)
+                                         work: work.baseAddress!, workCount: work.count, kernelBudget: budget)
             }}}}}}}}}}}
             if concatenated { return [y, dk, db, da, dbb] }
             // Split the materialised gradient into the parts' gradients.
