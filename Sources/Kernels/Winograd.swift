@@ -475,7 +475,7 @@ public enum Winograd3x3 {
                         let d = dy.pixel(p), out = y.pixel(p)
                         switch activation {
                         case .linear: break
-                        case .relu: for i in 0..<c { d[i] = out[i] > 0 ? d[i] : 0 }
+                        case .relu: reluMask(d, by: out, count: c)
                         case .sigmoid: for i in 0..<c { d[i] *= out[i] * (1 - out[i]) }
                         }
                         g[2 * r + s] = UnsafePointer(d)

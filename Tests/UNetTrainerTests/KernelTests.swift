@@ -211,6 +211,49 @@ struct KernelTests {
         }
     }
 
+    /// Max pooling (split by images), bias sums (split by channels) and ReLU's backward pass
+    /// (8-wide) on the kernel threads give exactly the one-thread results, channel counts on and
+    /// off the vectors, channel slices included; the sums against a plain Double reference.
+    @Test(arguments: [3, 17])
+    func threadedPoolingBiasAndReLUMatchOneThread(channels c: Int) {
+        var g = GradientCheck()
+        let (n, h, w, stride) = (5, 4, 6, c + 2)
+        let x0 = g.uniform(n * h * w * stride), dy0 = g.uniform(n * (h / 2) * (w / 2) * c)
+        let start = g.uniform(n * h * w * stride), bias0 = g.uniform(c)
+        func run(threads: Int) -> [[Float]] {
+            Parallel.configure(threads: threads)
+            defer { Parallel.configure(threads: 1) }
+            var x = x0, dy = dy0, dx = start, masked = start, db = bias0
+            var y = [Float](repeating: 0, count: dy0.count)
+            x.withUnsafeMutableBufferPointer { xp in dy.withUnsafeMutableBufferPointer { dyp in
+            dx.withUnsafeMutableBufferPointer { dxp in y.withUnsafeMutableBufferPointer { yp in
+            masked.withUnsafeMutableBufferPointer { mp in db.withUnsafeMutableBufferPointer { dbp in
+                // A channel slice (offset 1 of pixel stride c + 2) of the full-size tensors.
+                let xv = TensorView(base: xp.baseAddress! + 1, batch: n, height: h, width: w, channels: c, pixelStride: stride)
+                let dxv = TensorView(base: dxp.baseAddress! + 1, batch: n, height: h, width: w, channels: c, pixelStride: stride)
+                let mv = TensorView(base: mp.baseAddress! + 1, batch: n, height: h, width: w, channels: c, pixelStride: stride)
+                let yv = TensorView(base: yp.baseAddress!, batch: n, height: h / 2, width: w / 2, channels: c)
+                let dyv = TensorView(base: dyp.baseAddress!, batch: n, height: h / 2, width: w / 2, channels: c)
+                MaxPool2x2.forward(input: xv, output: yv)
+                MaxPool2x2.backward(input: xv, dOutput: dyv, dInput: dxv)
+                Activation.relu.backward(output: xv, gradient: mv)
+                Bias.accumulateGradient(dxv, into: dbp.baseAddress!)
+            }}}}}}
+            return [y, dx, masked, db]
+        }
+        let one = run(threads: 1)
+        for threads in [2, 3] { #expect(run(threads: threads) == one, "\(threads) threads") }
+        // The references: ReLU's mask and the bias sums written out plainly.
+        for i in 0..<start.count where i % (c + 2) >= 1 && i % (c + 2) <= c {
+            #expect(one[2][i] == (x0[i] > 0 ? start[i] : 0))
+        }
+        for ch in 0..<c {
+            var sum = 0.0
+            for p in 0..<(n * h * w) { sum += Double(one[1][p * stride + 1 + ch]) }
+            #expect(abs(one[3][ch] - (bias0[ch] + Float(sum))) <= 1e-6 * max(1, abs(Float(sum))))
+        }
+    }
+
     @Test func transposedConvolutionGradientsIntoSlice() {
         var g = GradientCheck()
         let (n, h, w, ci, co, stride, offset) = (2, 2, 3, 3, 2, 5, 0)
