@@ -71,16 +71,17 @@ public enum Winograd3x3 {
             + t * blockCount(inChannels: inChannels, outChannels: outChannels)
     }
 
-    /// Floats a transformed kernel (or kernel gradient) may take: 4 MB. A layer whose
+    /// Floats a transformed kernel (or kernel gradient) may take: 8 MB. A layer whose
     /// `16 x in x out` is larger runs in slices of output channels (forward, backward weights)
-    /// or of input channels (backward data), each slice transforming the tiles again: from 128
-    /// channels a slice, that repeats under 1% of its GEMMs' work, and the U-Net's 512 x 512
-    /// layers need 4 MB of workspace instead of 16 (the environment can override it for
-    /// tuning: Docs/MODEL.md).
-    public static let defaultKernelBudget = max(16 * 8, env("UNET_WINOGRAD_KERNEL") ?? (1 << 20))
+    /// or of input channels (backward data), each slice transforming the tiles again: the
+    /// U-Net's 512 x 512 layers (and, with nearest upsampling, the 768 x 256 one) take two
+    /// slices and 8 MB of workspace instead of 16. A 4 MB budget (four slices) saves 4 MB more
+    /// but cost 5% of a 64x80 inference step; 8 MB costs nothing measurable (Docs/BENCHMARKS.md).
+    /// The environment can override it for tuning (Docs/MODEL.md).
+    public static let defaultKernelBudget = max(16 * 8, env("UNET_WINOGRAD_KERNEL") ?? (1 << 21))
 
     /// The slices of `channels` (the sliced side of the kernel) against `other` (the whole
-    /// side): as wide as the budget allows, in multiples of 8, and at least 8 wide.
+    /// side): as few as the budget allows, of equal widths in multiples of 8 (at least 8).
     static func slices(_ channels: Int, against other: Int, kernelBudget: Int) -> [Range<Int>] {
         let width = sliceWidth(channels, against: other, kernelBudget: kernelBudget)
         return stride(from: 0, to: channels, by: width).map { $0..<min(channels, $0 + width) }
@@ -88,7 +89,10 @@ public enum Winograd3x3 {
 
     static func sliceWidth(_ channels: Int, against other: Int, kernelBudget: Int) -> Int {
         let fit = kernelBudget / (16 * other)
-        return fit >= channels ? channels : max(8, fit / 8 * 8)
+        if fit >= channels { return channels }
+        let widest = max(8, fit / 8 * 8)
+        let count = (channels + widest - 1) / widest
+        return ((channels + count - 1) / count + 7) / 8 * 8  // <= widest: widest is a multiple of 8
     }
 
     /// Floats of one kernel-sized region: the largest slice of any pass.

@@ -32,11 +32,20 @@ struct WinogradTests {
         Shape(n: 3, h: 5, w: 2, ci: 20, co: 128, threads: 3, activation: .linear),
         // Slices: output channels 16, 16, 8 (forward, weights), input channels 8, 8, 4 (data).
         Shape(n: 2, h: 5, w: 6, ci: 20, co: 40, threads: 2, activation: .relu, budget: 16 * 20 * 16),
-        // Slices of 64, 64, 8 output channels, each split between the threads; 8, 4 input ones.
+        // Slices of 48, 48, 40 output channels (equal widths in multiples of 8), each split
+        // between the threads; 8, 4 input ones.
         Shape(n: 2, h: 3, w: 4, ci: 12, co: 136, threads: 2, activation: .relu, budget: 16 * 12 * 64),
         // One thread, slices of 8 and a last one of 1 input channel.
         Shape(n: 3, h: 4, w: 4, ci: 9, co: 24, threads: 1, activation: .sigmoid, budget: 16 * 9 * 8),
     ]
+
+    @Test func sliceWidthsAreEqualAndWithinTheBudget() {
+        #expect(Winograd3x3.slices(136, against: 12, kernelBudget: 16 * 12 * 64) == [0..<48, 48..<96, 96..<136])
+        #expect(Winograd3x3.slices(512, against: 512, kernelBudget: 1 << 21) == [0..<256, 256..<512])
+        #expect(Winograd3x3.slices(256, against: 768, kernelBudget: 1 << 21) == [0..<128, 128..<256])
+        #expect(Winograd3x3.slices(64, against: 512, kernelBudget: 1 << 21) == [0..<64])
+        #expect(Winograd3x3.slices(5, against: 1000, kernelBudget: 16) == [0..<5])
+    }
 
     @Test(arguments: shapes)
     func matchesIm2col(shape s: Shape) {
