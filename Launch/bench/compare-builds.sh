@@ -10,10 +10,13 @@
 #   swift build -c release
 #   Launch/bench/compare-builds.sh /tmp/old-tree/.build/release/unet .build/release/unet 6 \
 #       -- --rows 96 --cols 96 --upsample transpose --steps 4
-# Environment: THREADS=2 (OPENBLAS_NUM_THREADS, the kernels' threads).
+# Environment: THREADS=2 (OPENBLAS_NUM_THREADS, the kernels' threads); A_ENV, B_ENV: variable
+# assignments for one side only, e.g. to compare two settings of one build:
+#   A_ENV=UNET_WINOGRAD_KERNEL=1048576 B_ENV=UNET_WINOGRAD_KERNEL=2097152 \
+#       Launch/bench/compare-builds.sh .build/release/unet .build/release/unet 5 -- --mode infer --steps 8
 set -euo pipefail
 if [ $# -lt 2 ]; then
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 a=$1 b=$2
@@ -28,15 +31,16 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for round in $(seq "$rounds"); do
     for side in A B; do
-        bin=$a
-        [ "$side" = B ] && bin=$b
-        json=$(OPENBLAS_NUM_THREADS=${THREADS:-2} "$bin" bench "$@" --json 2>/dev/null | tail -1)
+        bin=$a side_env=${A_ENV:-}
+        [ "$side" = B ] && bin=$b side_env=${B_ENV:-}
+        # shellcheck disable=SC2086  # side_env: words of NAME=VALUE assignments
+        json=$(env OPENBLAS_NUM_THREADS=${THREADS:-2} $side_env "$bin" bench "$@" --json 2>/dev/null | tail -1)
         echo "$round $side $json" >>"$out"
         echo "compare-builds: round $round/$rounds $side $(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(round(d["images_per_s"], 2), "images/s")' "$json")" >&2
     done
 done
 python3 - "$out" "$a" "$b" <<'PY'
-import json, statistics, sys
+import json, os, statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     round_, side, text = line.split(" ", 2)
@@ -45,7 +49,7 @@ a, b = runs["A"], runs["B"]
 def row(rs, key, digits):
     return " ".join(format(r[key], f".{digits}f") for r in rs)
 for side, name, rs in (("A", sys.argv[2], a), ("B", sys.argv[3], b)):
-    print(f"{side} {name}")
+    print(f"{side} {name} {os.environ.get(side + '_ENV', '')}".rstrip())
     print("  images/s per round:    " + row(rs, "images_per_s", 2))
     print("  median step per round: " + row(rs, "median_step_images_per_s", 2))
     print("  peak RSS MB:           " + row(rs, "peak_rss_mb", 0))

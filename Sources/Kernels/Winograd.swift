@@ -75,9 +75,9 @@ public enum Winograd3x3 {
     /// `16 x in x out` is larger runs in slices of output channels (forward, backward weights)
     /// or of input channels (backward data), each slice transforming the tiles again: the
     /// U-Net's 512 x 512 layers (and, with nearest upsampling, the 768 x 256 one) take two
-    /// slices and 8 MB of workspace instead of 16. A 4 MB budget (four slices) saves 4 MB more
-    /// but cost 5% of a 64x80 inference step; 8 MB costs nothing measurable (Docs/BENCHMARKS.md).
-    /// The environment can override it for tuning (Docs/MODEL.md).
+    /// slices and 8 MB of workspace instead of 16. A 4 MB budget (four slices, more repeated
+    /// transforms) saves 4 MB more; no speed difference between the two was measurable here
+    /// (Docs/BENCHMARKS.md). The environment can override it for tuning (Docs/MODEL.md).
     public static let defaultKernelBudget = max(16 * 8, env("UNET_WINOGRAD_KERNEL") ?? (1 << 21))
 
     /// The slices of `channels` (the sliced side of the kernel) against `other` (the whole
