@@ -38,9 +38,11 @@ import Musl
 /// Work is split across `Parallel.threads` by tiles; each thread transforms a block of tiles,
 /// runs the 16 single-threaded GEMMs on it and writes its outputs, so nothing is shared but the
 /// transformed kernel (read only); the kernel gradient is summed per thread and reduced once
-/// (from 128 output channels on, the threads split the output channels instead: one sum). The
-/// input may be a `Concatenation` read in place, and the input gradient written to its parts.
-/// The caller provides the workspace (`workspace(...)` floats), so a pass allocates nothing.
+/// (from 128 output channels on, the threads split the output channels instead: one sum). A
+/// layer whose transformed kernel exceeds `defaultKernelBudget` runs in channel slices (see
+/// `slices`). The input may be a `Concatenation` read in place, and the input gradient written
+/// to its parts. The caller provides the workspace (`workspace(...)` floats), so a pass
+/// allocates nothing.
 public enum Winograd3x3 {
     /// Tiles per block: the block's transformed input and output (16 x tiles x (in + out)
     /// floats) stay within about 4 MB per thread, between 16 and 1024 tiles (the environment
@@ -374,7 +376,7 @@ public enum Winograd3x3 {
 
     /// Splits the tiles of `batch` images into one contiguous range per thread and calls
     /// `body(tiles, block, thread)` on blocks of at most `blockTiles` tiles, each thread with its
-    /// own block of workspace after the `threads` kernel-sized regions. Returns the number of
+    /// own block of workspace at `blocks` (after the kernel-sized regions). Returns the number of
     /// threads that ran (after `start(thread)` once each).
     @discardableResult
     static func runBlocks(batch: Int, height: Int, width: Int, ci: Int, co: Int, threads: Int,

@@ -197,15 +197,16 @@ public final class UNet: @unchecked Sendable {
         gradientScratch = Buffer(batch: maxBatch, height: r, width: c, channels: configuration.filters(level: 0))
         var x = gradientScratch
         for level in 0..<d {
-            let h = decoderSecond[level]
-            h.storeGradient(in: x)
-            decoderFirst[level].storeGradient(in: h)
+            let second = decoderSecond[level]
+            second.storeGradient(in: x)
+            decoderFirst[level].storeGradient(in: second)
             skip[level].storeGradient(in: decoderFirst[level])
             if transpose {
-                let u = Buffer(batch: maxBatch, height: h.height, width: h.width, channels: h.channels, valuesIn: x)
+                let u = Buffer(batch: maxBatch, height: second.height, width: second.width, channels: second.channels,
+                               valuesIn: x)
                 u.storeGradient(in: x)
                 up.append(u)
-                x = h
+                x = second
             } else {
                 up.append(nil)
             }
