@@ -84,9 +84,11 @@ public enum Winograd3x3 {
 
     /// The slices of `channels` (the sliced side of the kernel) against `other` (the whole
     /// side): as few as the budget allows, of equal widths in multiples of 8 (at least 8).
-    static func slices(_ channels: Int, against other: Int, kernelBudget: Int) -> [Range<Int>] {
+    /// Lazy: a pass allocates nothing.
+    static func slices(_ channels: Int, against other: Int,
+                       kernelBudget: Int) -> LazyMapSequence<StrideTo<Int>, Range<Int>> {
         let width = sliceWidth(channels, against: other, kernelBudget: kernelBudget)
-        return stride(from: 0, to: channels, by: width).map { $0..<min(channels, $0 + width) }
+        return stride(from: 0, to: channels, by: width).lazy.map { $0..<min(channels, $0 + width) }
     }
 
     static func sliceWidth(_ channels: Int, against other: Int, kernelBudget: Int) -> Int {
