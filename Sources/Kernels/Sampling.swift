@@ -5,7 +5,8 @@ public enum MaxPool2x2 {
     public static func forward(input x: TensorView, output y: TensorView) {
         precondition(x.height == 2 * y.height && x.width == 2 * y.width && x.channels == y.channels)
         let c = x.channels
-        forEachImage(y.batch) { n in
+        forEachImageRange(y.batch) { images in
+          for n in images {
             for oy in 0..<y.height {
                 for ox in 0..<y.width {
                     let out = y.pixel((n * y.height + oy) * y.width + ox)
@@ -16,6 +17,7 @@ public enum MaxPool2x2 {
                     for i in 0..<c { out[i] = max(max(a[i], b[i]), max(d[i], e[i])) }
                 }
             }
+          }
         }
     }
 
@@ -23,7 +25,8 @@ public enum MaxPool2x2 {
     /// whose gradient is already there.
     public static func backward(input x: TensorView, dOutput dy: TensorView, dInput dx: TensorView) {
         let c = x.channels
-        forEachImage(dy.batch) { n in
+        forEachImageRange(dy.batch) { images in
+          for n in images {
             for oy in 0..<dy.height {
                 for ox in 0..<dy.width {
                     let g = dy.pixel((n * dy.height + oy) * dy.width + ox)
@@ -41,15 +44,14 @@ public enum MaxPool2x2 {
                     }
                 }
             }
+          }
         }
     }
 
-    /// Runs `body(n)` for every image n of the batch, the kernel threads each taking a range.
-    @inline(__always) static func forEachImage(_ batch: Int, _ body: (Int) -> Void) {
+    /// Runs `body` on the kernel threads, each with its own range of the batch's images.
+    @inline(__always) static func forEachImageRange(_ batch: Int, _ body: (Range<Int>) -> Void) {
         let parts = min(Parallel.threads, batch)
-        Parallel.forEach(parts) { part in
-            for n in Parallel.range(part, of: parts, count: batch) { body(n) }
-        }
+        Parallel.forEach(parts) { part in body(Parallel.range(part, of: parts, count: batch)) }
     }
 }
 
