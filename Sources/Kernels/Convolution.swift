@@ -20,10 +20,10 @@ public enum Conv3x3 {
     }
 
     /// `output = activation(conv(input, kernel) + bias)`; `output` may be a channel slice.
-    /// With `Parallel.threads > 1` the images of each chunk are split across the threads.
+    /// With `threads.count > 1` the images of each chunk are split across the threads.
     public static func forward(input x: TensorView, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                output y: TensorView, activation: Activation,
-                               work: UnsafeMutablePointer<Float>, workCount: Int) {
+                               work: UnsafeMutablePointer<Float>, workCount: Int, on threads: KernelThreads) {
         precondition(x.batch == y.batch && x.height == y.height && x.width == y.width)
         let k = 9 * x.channels
         let chunk = chunk(x, workCount: workCount)
@@ -31,9 +31,9 @@ public enum Conv3x3 {
         var n0 = 0
         while n0 < x.batch {
             let n = min(chunk, x.batch - n0)
-            let parts = min(Parallel.threads, n)
-            Parallel.forEach(parts) { part in
-                let r = Parallel.range(part, of: parts, count: n)
+            let parts = min(threads.count, n)
+            threads.forEach(parts) { part in
+                let r = KernelThreads.range(part, of: parts, count: n)
                 let xi = x.images((n0 + r.lowerBound)..<(n0 + r.upperBound))
                 let yi = y.images((n0 + r.lowerBound)..<(n0 + r.upperBound))
                 let col = work + r.lowerBound * perImage * k
@@ -56,28 +56,28 @@ public enum Conv3x3 {
                                 output y: TensorView, activation: Activation, dOutput dy: TensorView,
                                 dInput dx: TensorView?, dKernel: UnsafeMutablePointer<Float>,
                                 dBias: UnsafeMutablePointer<Float>,
-                                work: UnsafeMutablePointer<Float>, workCount: Int) {
+                                work: UnsafeMutablePointer<Float>, workCount: Int, on threads: KernelThreads) {
         backwardWeights(input: x, output: y, activation: activation, dOutput: dy, dKernel: dKernel, dBias: dBias,
-                        work: work, workCount: workCount)
+                        work: work, workCount: workCount, on: threads)
         if let dx {
-            backwardData(kernel: kernel, dOutput: dy, dInput: dx, work: work, workCount: workCount)
+            backwardData(kernel: kernel, dOutput: dy, dInput: dx, work: work, workCount: workCount, on: threads)
         }
     }
 
     /// The first half of `backward`: turns `dOutput` into dL/d(pre-activation) in place and
     /// accumulates dL/dkernel (`col^T x dy`, im2col of the input) and dL/dbias. With
-    /// `Parallel.threads > 1`, im2col is split by images and the GEMM by output channels (each
+    /// `threads.count > 1`, im2col is split by images and the GEMM by output channels (each
     /// thread owns its columns of dL/dkernel: no reduction).
     public static func backwardWeights(input x: TensorView, output y: TensorView, activation: Activation,
                                        dOutput dy: TensorView, dKernel: UnsafeMutablePointer<Float>,
                                        dBias: UnsafeMutablePointer<Float>,
-                                       work: UnsafeMutablePointer<Float>, workCount: Int) {
-        let images = min(Parallel.threads, dy.batch)
-        Parallel.forEach(images) { part in
-            let r = Parallel.range(part, of: images, count: dy.batch)
+                                       work: UnsafeMutablePointer<Float>, workCount: Int, on threads: KernelThreads) {
+        let images = min(threads.count, dy.batch)
+        threads.forEach(images) { part in
+            let r = KernelThreads.range(part, of: images, count: dy.batch)
             activation.backward(output: y.images(r), gradient: dy.images(r))
         }
-        Bias.accumulateGradient(dy, into: dBias)
+        Bias.accumulateGradient(dy, into: dBias, on: threads)
         let k = 9 * x.channels
         let chunk = chunk(x, workCount: workCount)
         let perImage = x.height * x.width
@@ -85,15 +85,15 @@ public enum Conv3x3 {
         while n0 < x.batch {
             let n = min(chunk, x.batch - n0)
             let xi = x.images(n0..<(n0 + n)), dyi = dy.images(n0..<(n0 + n))
-            let parts = min(Parallel.threads, n)
-            Parallel.forEach(parts) { part in
-                let r = Parallel.range(part, of: parts, count: n)
+            let parts = min(threads.count, n)
+            threads.forEach(parts) { part in
+                let r = KernelThreads.range(part, of: parts, count: n)
                 im2col(xi.images(r), into: work + r.lowerBound * perImage * k)
             }
             // dK[k, out] += col^T [k, rows] x dy [rows, out], by slices of output channels.
-            let slices = min(Parallel.threads, y.channels)
-            Parallel.forEach(slices) { part in
-                let c = Parallel.range(part, of: slices, count: y.channels)
+            let slices = min(threads.count, y.channels)
+            threads.forEach(slices) { part in
+                let c = KernelThreads.range(part, of: slices, count: y.channels)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
                             Int32(k), Int32(c.count), Int32(xi.pixels),
                             1, work, Int32(k), dyi.base + c.lowerBound, Int32(dy.pixelStride),
@@ -106,16 +106,16 @@ public enum Conv3x3 {
     /// The second half of `backward` (after `backwardWeights`, which leaves dL/d(pre-activation)
     /// in `dOutput`): overwrites `dInput` with `col2im(dy x K^T)`, split by images across threads.
     public static func backwardData(kernel: UnsafePointer<Float>, dOutput dy: TensorView, dInput dx: TensorView,
-                                    work: UnsafeMutablePointer<Float>, workCount: Int) {
+                                    work: UnsafeMutablePointer<Float>, workCount: Int, on threads: KernelThreads) {
         let k = 9 * dx.channels
         let chunk = chunk(dx, workCount: workCount)
         let perImage = dx.height * dx.width
         var n0 = 0
         while n0 < dx.batch {
             let n = min(chunk, dx.batch - n0)
-            let parts = min(Parallel.threads, n)
-            Parallel.forEach(parts) { part in
-                let r = Parallel.range(part, of: parts, count: n)
+            let parts = min(threads.count, n)
+            threads.forEach(parts) { part in
+                let r = KernelThreads.range(part, of: parts, count: n)
                 let images = (n0 + r.lowerBound)..<(n0 + r.upperBound)
                 let dyi = dy.images(images)
                 let col = work + r.lowerBound * perImage * k
@@ -200,9 +200,9 @@ public enum Conv1x1 {
     public static func backward(input x: TensorView, kernel: UnsafePointer<Float>,
                                 output y: TensorView, activation: Activation, dOutput dy: TensorView,
                                 dInput dx: TensorView?, dKernel: UnsafeMutablePointer<Float>,
-                                dBias: UnsafeMutablePointer<Float>) {
+                                dBias: UnsafeMutablePointer<Float>, on threads: KernelThreads) {
         activation.backward(output: y, gradient: dy)
-        Bias.accumulateGradient(dy, into: dBias)
+        Bias.accumulateGradient(dy, into: dBias, on: threads)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
                     Int32(x.channels), Int32(y.channels), Int32(x.pixels),
                     1, x.base, Int32(x.pixelStride), dy.base, Int32(dy.pixelStride),
@@ -231,10 +231,11 @@ public enum ConvTranspose2x2 {
         return min(x.batch, workCount / perImage)
     }
 
-    /// With `Parallel.threads > 1`, the images of each chunk are split across the threads (each
+    /// With `threads.count > 1`, the images of each chunk are split across the threads (each
     /// its own rows of the workspace).
     public static func forward(input x: TensorView, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                               output y: TensorView, work: UnsafeMutablePointer<Float>, workCount: Int) {
+                               output y: TensorView, work: UnsafeMutablePointer<Float>, workCount: Int,
+                               on threads: KernelThreads) {
         precondition(y.height == 2 * x.height && y.width == 2 * x.width && x.batch == y.batch)
         let co = y.channels
         let chunk = chunk(x, outChannels: co, workCount: workCount)
@@ -242,9 +243,9 @@ public enum ConvTranspose2x2 {
         var n0 = 0
         while n0 < x.batch {
             let n = min(chunk, x.batch - n0)
-            let parts = min(Parallel.threads, n)
-            Parallel.forEach(parts) { part in
-                let r = Parallel.range(part, of: parts, count: n)
+            let parts = min(threads.count, n)
+            threads.forEach(parts) { part in
+                let r = KernelThreads.range(part, of: parts, count: n)
                 let images = (n0 + r.lowerBound)..<(n0 + r.upperBound)
                 let xi = x.images(images), out = work + r.lowerBound * perImage
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
@@ -261,23 +262,23 @@ public enum ConvTranspose2x2 {
     }
 
     /// Accumulates dL/dkernel and dL/dbias; overwrites `dInput`. (Linear: no activation.) With
-    /// `Parallel.threads > 1`, the gathering and dL/dx are split by images, dL/dkernel by its
+    /// `threads.count > 1`, the gathering and dL/dx are split by images, dL/dkernel by its
     /// rows (each thread owns its rows: no reduction).
     public static func backward(input x: TensorView, kernel: UnsafePointer<Float>, dOutput dy: TensorView,
                                 dInput dx: TensorView, dKernel: UnsafeMutablePointer<Float>,
                                 dBias: UnsafeMutablePointer<Float>,
-                                work: UnsafeMutablePointer<Float>, workCount: Int) {
+                                work: UnsafeMutablePointer<Float>, workCount: Int, on threads: KernelThreads) {
         let co = dy.channels
-        Bias.accumulateGradient(dy, into: dBias)
+        Bias.accumulateGradient(dy, into: dBias, on: threads)
         let chunk = chunk(x, outChannels: co, workCount: workCount)
         let perImage = x.height * x.width * 4 * co
         var n0 = 0
         while n0 < x.batch {
             let n = min(chunk, x.batch - n0)
             let xi = x.images(n0..<(n0 + n))
-            let parts = min(Parallel.threads, n)
-            Parallel.forEach(parts) { part in
-                let r = Parallel.range(part, of: parts, count: n)
+            let parts = min(threads.count, n)
+            threads.forEach(parts) { part in
+                let r = KernelThreads.range(part, of: parts, count: n)
                 let images = (n0 + r.lowerBound)..<(n0 + r.upperBound)
                 let rows = work + r.lowerBound * perImage
                 forEachBlock(x.images(images), dy.images(images)) { row, block, source in
@@ -285,17 +286,17 @@ public enum ConvTranspose2x2 {
                 }
             }
             // dK [4 out, in] += dY4^T x X, by rows of dK.
-            let slices = min(Parallel.threads, 4 * co)
-            Parallel.forEach(slices) { part in
-                let k = Parallel.range(part, of: slices, count: 4 * co)
+            let slices = min(threads.count, 4 * co)
+            threads.forEach(slices) { part in
+                let k = KernelThreads.range(part, of: slices, count: 4 * co)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
                             Int32(k.count), Int32(x.channels), Int32(xi.pixels),
                             1, work + k.lowerBound, Int32(4 * co), xi.base, Int32(x.pixelStride),
                             1, dKernel + k.lowerBound * x.channels, Int32(x.channels))
             }
             // dX [pixels, in] = dY4 x K, by images.
-            Parallel.forEach(parts) { part in
-                let r = Parallel.range(part, of: parts, count: n)
+            threads.forEach(parts) { part in
+                let r = KernelThreads.range(part, of: parts, count: n)
                 let dxi = dx.images((n0 + r.lowerBound)..<(n0 + r.upperBound))
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
                             Int32(dxi.pixels), Int32(x.channels), Int32(4 * co),

@@ -1,40 +1,39 @@
 import COpenBLAS
-import Synchronization
 
-/// The kernels' own threads. With `threads > 1`, each convolution splits its work across them
-/// (images for im2col, the forward GEMM and the input gradient; output channels for the kernel
-/// gradient) and calls a single-threaded OpenBLAS on each part, instead of leaving the im2col,
+/// The threads a caller lends the kernels: a count and, above one, its persistent workers. Every
+/// kernel takes one (`on threads:`) and splits its work across them (images for im2col, the
+/// forward GEMM and the input gradient; output channels for the kernel gradient; tiles for
+/// Winograd), calling a single-threaded OpenBLAS on each part, instead of leaving the im2col,
 /// col2im and element-wise loops on one core while OpenBLAS threads only the GEMMs.
 ///
-/// Set once at start-up (`configure`), before any kernel runs; the default is one thread (and
-/// OpenBLAS's own threading), which is what tests and 1-thread ranks use. The workers are
-/// persistent threads woken through a condition variable: a parallel loop allocates nothing
-/// (Dispatch's `concurrentPerform` allocated about 20 blocks per call).
-public enum Parallel {
-    /// The thread count and its pool, behind a lock: `unet` sets them once, but tests change
-    /// them while other tests run kernels (a race ThreadSanitizer found). A kernel that reads a
-    /// count and then finds another pool is still correct: `forEach` runs any number of parts
-    /// on whatever pool there is, or serially.
-    private static let state = Mutex<(threads: Int, pool: WorkerPool?)>((1, nil))
+/// A value, not a process setting: the model sizes its workspace by the `count` it was built
+/// with and splits its sums by it, so two models (or two tests) with different counts can run at
+/// once without either seeing the other's. `one` runs every part on the caller (and leaves
+/// OpenBLAS's own threading as it is). The workers sleep on a condition variable between loops,
+/// so a parallel loop allocates nothing (Dispatch's `concurrentPerform` allocated about 20
+/// blocks per call); they exit when the value is released.
+///
+/// With more than one thread, OpenBLAS should run single-threaded (`openblas_set_num_threads(1)`),
+/// or each part's GEMM would start OpenBLAS's threads too: that is the process's choice, made
+/// once where it starts (`unet`'s `Job.run`), not here.
+public final class KernelThreads: Sendable {
+    /// How many threads run a kernel's parts: the caller and `count - 1` workers.
+    public let count: Int
+    private let pool: WorkerPool?
 
-    public static var threads: Int { state.withLock { $0.threads } }
+    /// One thread: the caller alone.
+    public static let one = KernelThreads(1)
 
-    /// Uses `threads` threads for the kernels (the caller and `threads - 1` workers); OpenBLAS is
-    /// then single-threaded. Meant to be called once, before any kernel runs.
-    public static func configure(threads: Int) {
-        let threads = max(1, threads)
-        if threads > 1 { openblas_set_num_threads(1) }
-        state.withLock { state in
-            if threads != state.threads {
-                state.pool = threads > 1 ? WorkerPool(workers: threads - 1) : nil
-                state.threads = threads
-            }
-        }
+    public init(_ count: Int) {
+        self.count = max(1, count)
+        pool = self.count > 1 ? WorkerPool(workers: self.count - 1) : nil
     }
+
+    deinit { pool?.stop() }
 
     /// The thread count a process should use: `UNET_THREADS` when set, else
     /// `OPENBLAS_NUM_THREADS` when set (the usual way to size a rank), else OpenBLAS's own choice.
-    public static func threadsFromEnvironment() -> Int {
+    public static func countFromEnvironment() -> Int {
         for name in ["UNET_THREADS", "OPENBLAS_NUM_THREADS"] {
             if let value = getenv(name).flatMap({ Int(String(cString: $0)) }), value >= 1 { return value }
         }
@@ -42,10 +41,11 @@ public enum Parallel {
     }
 
     /// Runs `body(part)` for `part` in `0..<parts` on the caller and the workers; returns when all
-    /// are done. `body` must only write memory that no other part touches.
+    /// are done. `body` must only write memory that no other part touches. Any number of parts
+    /// works; a kernel asks for at most `count` so that each thread gets one contiguous part.
     @inline(__always)
-    static func forEach(_ parts: Int, _ body: (Int) -> Void) {
-        guard parts > 1, let pool = state.withLock({ $0.pool }) else {
+    func forEach(_ parts: Int, _ body: (Int) -> Void) {
+        guard parts > 1, let pool else {
             for part in 0..<parts { body(part) }
             return
         }
@@ -61,12 +61,14 @@ public enum Parallel {
     }
 }
 
-/// `workers` persistent threads; `run` hands them one loop at a time. Thread t of T = workers + 1 (the caller is thread 0) runs parts t, t + T, ...
+/// `workers` persistent threads; `run` hands them one loop at a time. Thread t of T = workers + 1
+/// (the caller is thread 0) runs parts t, t + T, ... Each worker holds the pool until it exits
+/// (after `stop`), so the pool outlives the `KernelThreads` that stopped it.
 private final class WorkerPool: @unchecked Sendable {
     private let workers: Int
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    /// Held for a whole `run`: one loop at a time, even if two threads call kernels at once
-    /// (the test runner does; `unet` runs the kernels from one thread).
+    /// Held for a whole `run`: one loop at a time, should two threads call kernels on the same
+    /// `KernelThreads` at once.
     private let client = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let done = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -74,6 +76,7 @@ private final class WorkerPool: @unchecked Sendable {
     private var generation = 0
     private var remaining = 0
     private var parts = 0
+    private var stopping = false
     /// The running loop's `Job`, on the caller's stack (a raw pointer: an optional closure
     /// property would be stored reabstracted, which allocates a thunk per loop).
     private var job: UnsafeRawPointer? = nil
@@ -99,6 +102,23 @@ private final class WorkerPool: @unchecked Sendable {
             precondition(rc == 0, "cannot start a kernel thread (pthread_create: \(rc))")
             pthread_detach(thread)
         }
+    }
+
+    deinit {
+        pthread_cond_destroy(done)
+        pthread_cond_destroy(wake)
+        pthread_mutex_destroy(client)
+        pthread_mutex_destroy(lock)
+        for p in [lock, client] { p.deallocate() }
+        for c in [wake, done] { c.deallocate() }
+    }
+
+    /// Ends the workers once they are idle (no loop runs: `KernelThreads` is being released).
+    func stop() {
+        pthread_mutex_lock(lock)
+        stopping = true
+        pthread_cond_broadcast(wake)
+        pthread_mutex_unlock(lock)
     }
 
     func run(_ parts: Int, _ body: (Int) -> Void) {
@@ -128,7 +148,11 @@ private final class WorkerPool: @unchecked Sendable {
         var seen = 0
         while true {
             pthread_mutex_lock(lock)
-            while generation == seen { pthread_cond_wait(wake, lock) }
+            while generation == seen && !stopping { pthread_cond_wait(wake, lock) }
+            if generation == seen {  // stopping, and no loop waits for this worker
+                pthread_mutex_unlock(lock)
+                return
+            }
             seen = generation
             do {  // the job is only used until `remaining` is decremented
                 let job = self.job!.assumingMemoryBound(to: Job.self), parts = self.parts

@@ -2,10 +2,10 @@
 /// pass sends each output gradient to the arg-max of its window, found again from the input
 /// (the first maximum in row-major order), so nothing is stored between the passes.
 public enum MaxPool2x2 {
-    public static func forward(input x: TensorView, output y: TensorView) {
+    public static func forward(input x: TensorView, output y: TensorView, on threads: KernelThreads) {
         precondition(x.height == 2 * y.height && x.width == 2 * y.width && x.channels == y.channels)
         let c = x.channels
-        forEachImageRange(y.batch) { images in
+        forEachImageRange(y.batch, on: threads) { images in
           for n in images {
             for oy in 0..<y.height {
                 for ox in 0..<y.width {
@@ -23,9 +23,10 @@ public enum MaxPool2x2 {
 
     /// Accumulates (`+=`) into `dInput`: the pooled tensor of the U-Net also feeds a concatenation,
     /// whose gradient is already there.
-    public static func backward(input x: TensorView, dOutput dy: TensorView, dInput dx: TensorView) {
+    public static func backward(input x: TensorView, dOutput dy: TensorView, dInput dx: TensorView,
+                                on threads: KernelThreads) {
         let c = x.channels
-        forEachImageRange(dy.batch) { images in
+        forEachImageRange(dy.batch, on: threads) { images in
           for n in images {
             for oy in 0..<dy.height {
                 for ox in 0..<dy.width {
@@ -49,9 +50,9 @@ public enum MaxPool2x2 {
     }
 
     /// Runs `body` on the kernel threads, each with its own range of the batch's images.
-    @inline(__always) static func forEachImageRange(_ batch: Int, _ body: (Range<Int>) -> Void) {
-        let parts = min(Parallel.threads, batch)
-        Parallel.forEach(parts) { part in body(Parallel.range(part, of: parts, count: batch)) }
+    @inline(__always) static func forEachImageRange(_ batch: Int, on threads: KernelThreads, _ body: (Range<Int>) -> Void) {
+        let parts = min(threads.count, batch)
+        threads.forEach(parts) { part in body(KernelThreads.range(part, of: parts, count: batch)) }
     }
 }
 

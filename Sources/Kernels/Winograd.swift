@@ -35,7 +35,7 @@ import Musl
 /// - backward weights: the adjoint of the forward, `dU[ξ] += V[ξ]^T dM[ξ]` with
 ///   `dM = A dY A^T` per tile, then `dL/dg = G^T dU G`.
 ///
-/// Work is split across `Parallel.threads` by tiles; each thread transforms a block of tiles,
+/// Work is split across the caller's `KernelThreads` by tiles; each thread transforms a block of tiles,
 /// runs the 16 single-threaded GEMMs on it and writes its outputs, so nothing is shared but the
 /// transformed kernel (read only); the kernel gradient is summed per thread and reduced once
 /// (from 128 output channels on, the threads split the output channels instead: one sum). A
@@ -127,13 +127,14 @@ public enum Winograd3x3 {
         threads > 1 && outChannels >= 128
     }
 
-    /// `Parallel.threads`, or fewer if the workspace was planned for fewer (a thread count
-    /// changed after the caller sized it: tests do).
-    static func usableThreads(inChannels ci: Int, outChannels co: Int, workCount: Int, kernelBudget: Int) -> Int {
+    /// `pool.count`, or fewer if the workspace was planned for fewer (a caller lending more
+    /// threads than it sized the workspace for).
+    static func usableThreads(inChannels ci: Int, outChannels co: Int, workCount: Int, kernelBudget: Int,
+                              pool: KernelThreads) -> Int {
         func needed(_ threads: Int) -> Int {
             workspace(inChannels: ci, outChannels: co, threads: threads, kernelBudget: kernelBudget)
         }
-        var threads = Parallel.threads
+        var threads = pool.count
         while threads > 1 && needed(threads) > workCount { threads -= 1 }
         precondition(workCount >= needed(threads), "Winograd workspace too small: \(workCount) < \(needed(threads))")
         return threads
@@ -159,26 +160,27 @@ public enum Winograd3x3 {
     public static func forward(input x: TensorView, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                output y: TensorView, activation: Activation,
                                work: UnsafeMutablePointer<Float>, workCount: Int,
-                               kernelBudget: Int = defaultKernelBudget) {
+                               kernelBudget: Int = defaultKernelBudget, on pool: KernelThreads) {
         forward(input: Concatenation(x), kernel: kernel, bias: bias, output: y, activation: activation,
-                work: work, workCount: workCount, kernelBudget: kernelBudget)
+                work: work, workCount: workCount, kernelBudget: kernelBudget, on: pool)
     }
 
     /// The same, of a concatenation read in place (the U-Net decoder's [upsampled | skip]).
     public static func forward(input x: Concatenation, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                output y: TensorView, activation: Activation,
                                work: UnsafeMutablePointer<Float>, workCount: Int,
-                               kernelBudget: Int = defaultKernelBudget) {
+                               kernelBudget: Int = defaultKernelBudget, on pool: KernelThreads) {
         precondition(x.batch == y.batch && x.height == y.height && x.width == y.width)
         let (ci, co) = (x.channels, y.channels)
-        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount, kernelBudget: kernelBudget)
+        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount, kernelBudget: kernelBudget,
+                                    pool: pool)
         let u = work
         let blockStart = blocks(work, inChannels: ci, outChannels: co, threads: threads, kernelBudget: kernelBudget)
         for slice in slices(co, against: ci, kernelBudget: kernelBudget) {
             let sc = slice.count
-            transformKernel(kernel, inChannels: ci, outChannels: co, rows: 0..<ci, columns: slice, into: u)
+            transformKernel(kernel, inChannels: ci, outChannels: co, rows: 0..<ci, columns: slice, into: u, on: pool)
             let ySlice = Concatenation(y.channels(slice))
-            runBlocks(batch: x.batch, height: x.height, width: x.width, ci: ci, co: co, threads: threads,
+            runBlocks(batch: x.batch, height: x.height, width: x.width, ci: ci, co: co, threads: threads, pool: pool,
                       blocks: blockStart) { tiles, block, _ in
                 let v = block, m = block + 16 * tiles.count * ci, zero = m + 16 * tiles.count * sc
                 inputTransform(x, tiles: tiles, zero: zero, into: v)
@@ -203,9 +205,9 @@ public enum Winograd3x3 {
     /// (`backwardWeights` leaves it there).
     public static func backwardData(kernel: UnsafePointer<Float>, dOutput dy: TensorView, dInput dx: TensorView,
                                     work: UnsafeMutablePointer<Float>, workCount: Int,
-                                    kernelBudget: Int = defaultKernelBudget) {
+                                    kernelBudget: Int = defaultKernelBudget, on pool: KernelThreads) {
         backwardData(kernel: kernel, dOutput: dy, dInput: Concatenation(dx), work: work, workCount: workCount,
-                     kernelBudget: kernelBudget)
+                     kernelBudget: kernelBudget, on: pool)
     }
 
     /// The same into a concatenation's gradients: each part's gradient goes to its own view; an
@@ -214,19 +216,20 @@ public enum Winograd3x3 {
     /// of the upsampled tensor never exists.
     public static func backwardData(kernel: UnsafePointer<Float>, dOutput dy: TensorView, dInput dx: Concatenation,
                                     work: UnsafeMutablePointer<Float>, workCount: Int,
-                                    kernelBudget: Int = defaultKernelBudget) {
+                                    kernelBudget: Int = defaultKernelBudget, on pool: KernelThreads) {
         precondition(dx.batch == dy.batch && dx.height == dy.height && dx.width == dy.width)
         let (ci, co) = (dx.channels, dy.channels)
-        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount, kernelBudget: kernelBudget)
+        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount, kernelBudget: kernelBudget,
+                                    pool: pool)
         let u = work
         let blockStart = blocks(work, inChannels: ci, outChannels: co, threads: threads, kernelBudget: kernelBudget)
         // Sliced by input channels: each slice of dx from all of dy.
         for slice in slices(ci, against: co, kernelBudget: kernelBudget) {
             let sc = slice.count
-            transformKernel(kernel, inChannels: ci, outChannels: co, rows: slice, columns: 0..<co, into: u)
+            transformKernel(kernel, inChannels: ci, outChannels: co, rows: slice, columns: 0..<co, into: u, on: pool)
             let dxSlice = dx.channels(slice)
             // The roles swap: the block's "input" side holds dy (co channels), its output dx.
-            runBlocks(batch: dy.batch, height: dy.height, width: dy.width, ci: co, co: ci, threads: threads,
+            runBlocks(batch: dy.batch, height: dy.height, width: dy.width, ci: co, co: ci, threads: threads, pool: pool,
                       blocks: blockStart) { tiles, block, _ in
                 let v = block, m = block + 16 * tiles.count * co, zero = m + 16 * tiles.count * sc
                 inputTransform(Concatenation(dy), tiles: tiles, zero: zero, into: v)
@@ -251,9 +254,9 @@ public enum Winograd3x3 {
                                        dOutput dy: TensorView, dKernel: UnsafeMutablePointer<Float>,
                                        dBias: UnsafeMutablePointer<Float>,
                                        work: UnsafeMutablePointer<Float>, workCount: Int,
-                                       kernelBudget: Int = defaultKernelBudget) {
+                                       kernelBudget: Int = defaultKernelBudget, on pool: KernelThreads) {
         backwardWeights(input: Concatenation(x), output: y, activation: activation, dOutput: dy, dKernel: dKernel,
-                        dBias: dBias, work: work, workCount: workCount, kernelBudget: kernelBudget)
+                        dBias: dBias, work: work, workCount: workCount, kernelBudget: kernelBudget, on: pool)
     }
 
     /// The same for a convolution of a concatenation.
@@ -261,10 +264,11 @@ public enum Winograd3x3 {
                                        dOutput dy: TensorView, dKernel: UnsafeMutablePointer<Float>,
                                        dBias: UnsafeMutablePointer<Float>,
                                        work: UnsafeMutablePointer<Float>, workCount: Int,
-                                       kernelBudget: Int = defaultKernelBudget) {
+                                       kernelBudget: Int = defaultKernelBudget, on pool: KernelThreads) {
         precondition(x.batch == dy.batch && x.height == dy.height && x.width == dy.width)
         let (ci, co) = (x.channels, dy.channels)
-        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount, kernelBudget: kernelBudget)
+        let threads = usableThreads(inChannels: ci, outChannels: co, workCount: workCount, kernelBudget: kernelBudget,
+                                    pool: pool)
         let blockStart = blocks(work, inChannels: ci, outChannels: co, threads: threads, kernelBudget: kernelBudget)
         let byOutputs = splitsOutputChannels(outChannels: co, threads: threads)
         // Sliced by output channels: each slice's kernel gradient from all of x.
@@ -272,15 +276,15 @@ public enum Winograd3x3 {
             let part = KernelSlice(dKernel: dKernel, inChannels: ci, outChannels: co, columns: slice)
             if byOutputs {
                 backwardWeightsByOutputChannels(input: x, output: y.channels(slice), activation: activation,
-                                                dOutput: dy.channels(slice), into: part, threads: threads,
+                                                dOutput: dy.channels(slice), into: part, threads: threads, pool: pool,
                                                 work: work, blocks: blockStart)
             } else {
                 backwardWeightsByTiles(input: x, output: y.channels(slice), activation: activation,
-                                       dOutput: dy.channels(slice), into: part, threads: threads,
+                                       dOutput: dy.channels(slice), into: part, threads: threads, pool: pool,
                                        work: work, blocks: blockStart)
             }
         }
-        Bias.accumulateGradient(dy, into: dBias)  // dy is dL/d(pre-activation) now
+        Bias.accumulateGradient(dy, into: dBias, on: pool)  // dy is dL/d(pre-activation) now
     }
 
     /// The output channels `columns` of a kernel gradient `(3, 3, in, out)`.
@@ -293,12 +297,12 @@ public enum Winograd3x3 {
     /// `backwardWeights` for one slice with the threads splitting the tiles: each thread sums
     /// `V^T dM` into a dU of its own, reduced into thread 0's at the end.
     static func backwardWeightsByTiles(input x: Concatenation, output y: TensorView, activation: Activation,
-                                       dOutput dy: TensorView, into part: KernelSlice, threads: Int,
+                                       dOutput dy: TensorView, into part: KernelSlice, threads: Int, pool: KernelThreads,
                                        work: UnsafeMutablePointer<Float>, blocks: UnsafeMutablePointer<Float>) {
         let (ci, sc) = (x.channels, dy.channels)
         let kernelCount = 16 * ci * sc
         let used = runBlocks(batch: x.batch, height: x.height, width: x.width, ci: ci, co: part.outChannels,
-                             threads: threads, blocks: blocks, start: { thread in
+                             threads: threads, pool: pool, blocks: blocks, start: { thread in
                                  (work + thread * kernelCount).update(repeating: 0, count: kernelCount)
                              }) { tiles, block, thread in
             let du = work + thread * kernelCount
@@ -315,8 +319,8 @@ public enum Winograd3x3 {
         }
         // Sum the threads' dU into thread 0's, then dK += G^T dU G, split by input channels.
         let sumParts = min(threads, ci)
-        Parallel.forEach(sumParts) { p in
-            let rows = Parallel.range(p, of: sumParts, count: ci)
+        pool.forEach(sumParts) { p in
+            let rows = KernelThreads.range(p, of: sumParts, count: ci)
             for xi in 0..<16 {
                 let target = work + xi * ci * sc + rows.lowerBound * sc
                 for thread in 1..<max(1, used) {
@@ -332,7 +336,7 @@ public enum Winograd3x3 {
     /// thread goes through every tile, transforming its whole input patch and its part of the
     /// output gradient, and adds `V^T dM` into its columns of the one dU.
     static func backwardWeightsByOutputChannels(input x: Concatenation, output y: TensorView, activation: Activation,
-                                                dOutput dy: TensorView, into part: KernelSlice, threads: Int,
+                                                dOutput dy: TensorView, into part: KernelSlice, threads: Int, pool: KernelThreads,
                                                 work: UnsafeMutablePointer<Float>, blocks: UnsafeMutablePointer<Float>) {
         let (ci, sc) = (x.channels, dy.channels)
         let du = work
@@ -341,8 +345,8 @@ public enum Winograd3x3 {
         let perBlock = blockTiles(inChannels: ci, outChannels: part.outChannels)
         let blockSize = blockCount(inChannels: ci, outChannels: part.outChannels)
         let parts = min(threads, sc)
-        Parallel.forEach(parts) { p in
-            let mine = Parallel.range(p, of: parts, count: sc)
+        pool.forEach(parts) { p in
+            let mine = KernelThreads.range(p, of: parts, count: sc)
             let mc = mine.count
             let dyPart = dy.channels(mine), yPart = y.channels(mine)
             // Zero this thread's columns of dU.
@@ -366,8 +370,8 @@ public enum Winograd3x3 {
             }
         }
         let rowParts = min(threads, ci)
-        Parallel.forEach(rowParts) { p in
-            kernelGradient(du, rows: Parallel.range(p, of: rowParts, count: ci), into: part)
+        pool.forEach(rowParts) { p in
+            kernelGradient(du, rows: KernelThreads.range(p, of: rowParts, count: ci), into: part)
         }
     }
 
@@ -381,7 +385,7 @@ public enum Winograd3x3 {
     /// own block of workspace at `blocks` (after the kernel-sized regions). Returns the number of
     /// threads that ran (after `start(thread)` once each).
     @discardableResult
-    static func runBlocks(batch: Int, height: Int, width: Int, ci: Int, co: Int, threads: Int,
+    static func runBlocks(batch: Int, height: Int, width: Int, ci: Int, co: Int, threads: Int, pool: KernelThreads,
                           blocks: UnsafeMutablePointer<Float>, start: (Int) -> Void = { _ in },
                           _ body: (TileRange, UnsafeMutablePointer<Float>, Int) -> Void) -> Int {
         let tiling = Tiling(height: height, width: width)
@@ -389,9 +393,9 @@ public enum Winograd3x3 {
         let perBlock = blockTiles(inChannels: ci, outChannels: co)
         let parts = max(1, min(threads, (total + 15) / 16))
         let blockSize = blockCount(inChannels: ci, outChannels: co)
-        Parallel.forEach(parts) { part in
+        pool.forEach(parts) { part in
             start(part)
-            let mine = Parallel.range(part, of: parts, count: total)
+            let mine = KernelThreads.range(part, of: parts, count: total)
             let block = blocks + part * blockSize
             var t0 = mine.lowerBound
             while t0 < mine.upperBound {
@@ -694,12 +698,13 @@ public enum Winograd3x3 {
     /// `(3, 3, in, out)`: `u` is 16 matrices of rows x columns, row-major. Vectorised along
     /// output channels (contiguous in both layouts).
     static func transformKernel(_ kernel: UnsafePointer<Float>, inChannels ci: Int, outChannels co: Int,
-                                rows: Range<Int>, columns: Range<Int>, into u: UnsafeMutablePointer<Float>) {
+                                rows: Range<Int>, columns: Range<Int>, into u: UnsafeMutablePointer<Float>,
+                                on pool: KernelThreads) {
         let (rc, cc) = (rows.count, columns.count)
-        let parts = min(Parallel.threads, rc)
+        let parts = min(pool.count, rc)
         let plane = ci * co, uPlane = rc * cc
-        Parallel.forEach(parts) { part in
-            for r in Parallel.range(part, of: parts, count: rc) {
+        pool.forEach(parts) { part in
+            for r in KernelThreads.range(part, of: parts, count: rc) {
                 let g = kernel + (rows.lowerBound + r) * co + columns.lowerBound, out = u + r * cc
                 var o = 0
                 while o < cc {

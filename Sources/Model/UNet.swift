@@ -27,6 +27,9 @@ public final class UNet: @unchecked Sendable {
     public var gradients: [Float]
     /// The largest batch the buffers are planned for.
     public let maxBatch: Int
+    /// The threads every layer runs on; the workspace is planned for their count, and the
+    /// sums split by it (so the count is part of what makes two runs bit-identical).
+    public let threads: KernelThreads
 
     // Per-level buffers (index = level). Each `Buffer` holds an activation and its gradient.
     private var encoderFirst: [Buffer] = []   // first conv of encoder level i
@@ -107,12 +110,15 @@ public final class UNet: @unchecked Sendable {
     }
 
     /// Builds the model with Keras' initialisation (Glorot-uniform kernels, zero biases) drawn from
-    /// `SeededGenerator(seed)`, with buffers for batches of up to `maxBatch` images.
-    public init(configuration: UNetConfiguration, seed: UInt64 = 0, maxBatch: Int) throws {
+    /// `SeededGenerator(seed)`, with buffers for batches of up to `maxBatch` images, running its
+    /// layers on `threads`.
+    public init(configuration: UNetConfiguration, seed: UInt64 = 0, maxBatch: Int,
+                threads: KernelThreads = .one) throws {
         try configuration.validate()
         precondition(maxBatch >= 1)
         self.configuration = configuration
         self.maxBatch = maxBatch
+        self.threads = threads
         table = configuration.parameterTable
         parameters = [Float](repeating: 0, count: configuration.parameterCount)
         gradients = [Float](repeating: 0, count: configuration.parameterCount)
@@ -146,11 +152,10 @@ public final class UNet: @unchecked Sendable {
         // chunk holds at least an image for each thread: Kernels.Parallel splits chunks by
         // images); as much for the transposed convolutions' GEMMs; and the Winograd
         // convolutions' transformed kernels and tile blocks (their own per-thread parts).
-        let threads = max(1, Parallel.threads)
-        let imagesPerThread = min(threads, maxBatch)
+        let imagesPerThread = min(threads.count, maxBatch)
         var workNeeded = Conv3x3.workspace(height: r, width: c, inChannels: 1, imagesPerChunk: imagesPerThread)
         func conv3x3(in ci: Int, out co: Int) {
-            workNeeded = max(workNeeded, Winograd3x3.workspace(inChannels: ci, outChannels: co, threads: threads))
+            workNeeded = max(workNeeded, Winograd3x3.workspace(inChannels: ci, outChannels: co, threads: threads.count))
         }
         let transpose = configuration.upsample == .transpose
         for level in 0..<d {
@@ -301,7 +306,7 @@ public final class UNet: @unchecked Sendable {
             func conv(_ x: Concatenation, _ layer: Conv, _ y: TensorView) {
                 timed(\.convolutionForward) {
                     Winograd3x3.forward(input: x, kernel: p + layer.kernel, bias: p + layer.bias, output: y,
-                                        activation: .relu, work: work, workCount: workCount)
+                                        activation: .relu, work: work, workCount: workCount, on: threads)
                 }
             }
             // The first layer has one input channel: im2col (a GEMM with k = 9; Winograd's would
@@ -309,12 +314,12 @@ public final class UNet: @unchecked Sendable {
             timed(\.convolutionForward) {
                 Conv3x3.forward(input: inputBuffer.view(n), kernel: p + encoderConvs[0].0.kernel,
                                 bias: p + encoderConvs[0].0.bias, output: encoderFirst[0].view(n), activation: .relu,
-                                work: work, workCount: workCount)
+                                work: work, workCount: workCount, on: threads)
             }
             for level in 0..<d {
                 if level > 0 { conv(Concatenation(pooled[level - 1].view(n)), encoderConvs[level].0, encoderFirst[level].view(n)) }
                 conv(Concatenation(encoderFirst[level].view(n)), encoderConvs[level].1, skip[level].view(n))
-                timed(\.pooling) { MaxPool2x2.forward(input: skip[level].view(n), output: pooled[level].view(n)) }
+                timed(\.pooling) { MaxPool2x2.forward(input: skip[level].view(n), output: pooled[level].view(n), on: threads) }
             }
             conv(Concatenation(pooled[d - 1].view(n)), bottomConvs.0, bottom[0].view(n))
             conv(Concatenation(bottom[0].view(n)), bottomConvs.1, bottom[1].view(n))
@@ -326,7 +331,7 @@ public final class UNet: @unchecked Sendable {
                     let view = decoderSecond[level].view(n)
                     timed(\.upsampling) {
                         ConvTranspose2x2.forward(input: below, kernel: p + t.kernel, bias: p + t.bias,
-                                                 output: view, work: work, workCount: workCount)
+                                                 output: view, work: work, workCount: workCount, on: threads)
                     }
                     upView = view
                 }
@@ -355,12 +360,12 @@ public final class UNet: @unchecked Sendable {
                     timed(\.convolutionBackwardWeights) {
                         Winograd3x3.backwardWeights(input: x, output: y, activation: .relu, dOutput: dy,
                                                     dKernel: g + layer.kernel, dBias: g + layer.bias,
-                                                    work: work, workCount: workCount)
+                                                    work: work, workCount: workCount, on: threads)
                     }
                     if let dx {
                         timed(\.convolutionBackwardData) {
                             Winograd3x3.backwardData(kernel: p + layer.kernel, dOutput: dy, dInput: dx,
-                                                     work: work, workCount: workCount)
+                                                     work: work, workCount: workCount, on: threads)
                         }
                     }
                 }
@@ -371,7 +376,7 @@ public final class UNet: @unchecked Sendable {
                 timed(\.convolutionBackwardWeights) {
                     Conv1x1.backward(input: top.view(n), kernel: p + finalConv.kernel, output: outputBuffer.view(n),
                                      activation: .sigmoid, dOutput: outputBuffer.grad(n), dInput: top.grad(n),
-                                     dKernel: g + finalConv.kernel, dBias: g + finalConv.bias)
+                                     dKernel: g + finalConv.kernel, dBias: g + finalConv.bias, on: threads)
                 }
                 for level in 0..<d {
                     let below = level == d - 1 ? bottom[1] : decoderSecond[level + 1]
@@ -381,7 +386,7 @@ public final class UNet: @unchecked Sendable {
                         // convolution's output gradient was (read for the last time just now).
                         timed(\.upsampling) {
                             ConvTranspose2x2.forward(input: below.view(n), kernel: p + t.kernel, bias: p + t.bias,
-                                                     output: upBuffer.view(n), work: work, workCount: workCount)
+                                                     output: upBuffer.view(n), work: work, workCount: workCount, on: threads)
                         }
                     }
                     // Into [up | skip]: with nearest upsampling, the up part's gradient lands in
@@ -393,14 +398,14 @@ public final class UNet: @unchecked Sendable {
                         timed(\.upsampling) {
                             ConvTranspose2x2.backward(input: below.view(n), kernel: p + t.kernel, dOutput: upBuffer.grad(n),
                                                       dInput: below.grad(n), dKernel: g + t.kernel, dBias: g + t.bias,
-                                                      work: work, workCount: workCount)
+                                                      work: work, workCount: workCount, on: threads)
                         }
                     }
                 }
                 // The pooled tensors were overwritten by the decoder (see `pooled`): pooled again
                 // just before the convolution that reads them, into storage dead by then.
                 func pool(_ level: Int) {
-                    timed(\.pooling) { MaxPool2x2.forward(input: skip[level].view(n), output: pooled[level].view(n)) }
+                    timed(\.pooling) { MaxPool2x2.forward(input: skip[level].view(n), output: pooled[level].view(n), on: threads) }
                 }
                 conv(bottom[0], bottomConvs.1, bottom[1], dx: bottom[0])
                 pool(d - 1)
@@ -408,7 +413,7 @@ public final class UNet: @unchecked Sendable {
                 for level in stride(from: d - 1, through: 0, by: -1) {
                     timed(\.pooling) {
                         MaxPool2x2.backward(input: skip[level].view(n), dOutput: pooled[level].grad(n),
-                                            dInput: skip[level].grad(n))
+                                            dInput: skip[level].grad(n), on: threads)
                     }
                     conv(encoderFirst[level], encoderConvs[level].1, skip[level], dx: encoderFirst[level])
                     if level > 0 {
@@ -419,7 +424,7 @@ public final class UNet: @unchecked Sendable {
                             Conv3x3.backwardWeights(input: inputBuffer.view(n), output: encoderFirst[0].view(n),
                                                     activation: .relu, dOutput: encoderFirst[0].grad(n),
                                                     dKernel: g + encoderConvs[0].0.kernel, dBias: g + encoderConvs[0].0.bias,
-                                                    work: work, workCount: workCount)
+                                                    work: work, workCount: workCount, on: threads)
                         }
                     }
                 }
@@ -468,7 +473,7 @@ public final class UNet: @unchecked Sendable {
         let d = configuration.depth
         for level in 0..<d {
             let pooledView = fresh(like: pooled[level])
-            MaxPool2x2.forward(input: skip[level].view(n), output: pooledView)
+            MaxPool2x2.forward(input: skip[level].view(n), output: pooledView, on: threads)
             tensors += [encoderFirst[level].view(n), skip[level].view(n), pooledView].map { Concatenation($0) }
         }
         tensors += [Concatenation(bottom[0].view(n)), Concatenation(bottom[1].view(n))]
@@ -479,7 +484,7 @@ public final class UNet: @unchecked Sendable {
                 let view = fresh(like: decoderSecond[level])
                 parameters.withUnsafeBufferPointer { p in
                     ConvTranspose2x2.forward(input: below, kernel: p.baseAddress! + t.kernel, bias: p.baseAddress! + t.bias,
-                                             output: view, work: work, workCount: workCount)
+                                             output: view, work: work, workCount: workCount, on: threads)
                 }
                 upView = view
             }

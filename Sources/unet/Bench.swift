@@ -53,16 +53,16 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        Job.run { try bench($0) }
+        Job.run { try bench($0, threads: $1) }
     }
 
-    func bench(_ comm: any Communicator) throws {
+    func bench(_ comm: any Communicator, threads: KernelThreads) throws {
         let config = UNetConfiguration(rows: rows, cols: cols, filters: filters, depth: depth, upsample: upsample)
         do { try config.validate() } catch { throw ValidationError("\(error)") }
         guard batchSize >= comm.size else { throw ValidationError("--batch-size must be at least the number of ranks") }
         // --batch-size is the global batch: each rank takes its share, as `unet train` does.
         let localBatch = Trainer.localBatchSize(batchSize, ranks: comm.size)
-        let model = try UNet(configuration: config, seed: 1, maxBatch: localBatch)
+        let model = try UNet(configuration: config, seed: 1, maxBatch: localBatch, threads: threads)
         var rng = SeededGenerator(seed: 5)
         let plane = rows * cols
         var images = [Float](), masks = [Float]()

@@ -3,6 +3,7 @@ import Checkpoint
 import DataIO
 import Distributed
 import Foundation
+import Kernels
 import Model
 import Training
 
@@ -56,7 +57,7 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
-        Job.run { comm in
+        Job.run { comm, threads in
             guard batchSize >= comm.size else {
                 throw ValidationError("--batch-size \(batchSize) is smaller than the job's \(comm.size) ranks")
             }
@@ -65,7 +66,7 @@ struct Evaluate: ParsableCommand {
                 if let png { try OverlayPictures.prepareFolder(png) }
             }
             let (model, mean, std) = try loadModel(checkpoint, maxBatch: Trainer.localBatchSize(batchSize, ranks: comm.size),
-                                                   communicator: comm)
+                                                   threads: threads, communicator: comm)
             let c = model.configuration
             let labelled = try LabelledImages.load(data: data, rows: c.rows, cols: c.cols, mean: mean, std: std,
                                                    validationSplit: validationSplit, all: all, originals: png != nil,
@@ -81,7 +82,8 @@ struct Evaluate: ParsableCommand {
                 let probabilities = try Trainer.predict(model: model, images: labelled.set.images, count: labelled.set.count,
                                                         batchSize: batchSize, communicator: comm)
                 if comm.isRoot {
-                    try OverlayPictures.writeEvaluation(to: png, ScoredImages(labelled, probabilities: probabilities))
+                    try OverlayPictures.writeEvaluation(to: png, ScoredImages(labelled, probabilities: probabilities),
+                                                        threads: threads.count)
                 }
             }
         }

@@ -34,12 +34,12 @@ enum OverlayPictures {
     /// `DIR/<id>.png` for every test image: the image with its predicted outline.
     /// `probabilities` is `ids.count x rows x cols` in the order of `originals` (M, H, W).
     static func writePredictions(to folder: String, originals: NDArray<UInt8>, ids: [Int32],
-                                 probabilities: [Float], rows: Int, cols: Int) throws {
+                                 probabilities: [Float], rows: Int, cols: Int, threads: Int) throws {
         let (count, height, width) = (originals.shape[0], originals.shape[1], originals.shape[2])
         precondition(ids.count == count && probabilities.count == count * rows * cols)
         let plane = height * width, modelPlane = rows * cols
         let progress = Progress("predict: pictures", total: count)
-        try Pictures.forEach(count, threads: Parallel.threads) { i in
+        try Pictures.forEach(count, threads: threads) { i in
             let predicted = probabilities.withUnsafeBufferPointer {
                 SubmissionMask.binarize(probabilities: UnsafeBufferPointer(rebasing: $0[(i * modelPlane)..<((i + 1) * modelPlane)]),
                                         rows: rows, cols: cols, threshold: threshold, height: height, width: width)
@@ -69,10 +69,10 @@ enum OverlayPictures {
 
     /// `DIR/<index>.png` for every image of `scored`, with the predicted and true outlines, then
     /// `DIR/scores.csv`: one row per picture in data order (`scoresHeader`).
-    static func writeEvaluation(to folder: String, _ scored: ScoredImages) throws {
+    static func writeEvaluation(to folder: String, _ scored: ScoredImages, threads: Int) throws {
         let scores = Mutex<[Int: Score]>([:])
         let progress = Progress("evaluate: pictures", total: scored.count)
-        try Pictures.forEach(scored.count, threads: Parallel.threads) { i in
+        try Pictures.forEach(scored.count, threads: threads) { i in
             let image = scored.evaluate(i)
             try PNG.write(scored.picture(image), to: "\(folder)/\(image.score.file)")
             scores.withLock { $0[i] = image.score }

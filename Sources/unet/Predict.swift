@@ -2,6 +2,7 @@ import ArgumentParser
 import Checkpoint
 import DataIO
 import Distributed
+import Kernels
 import Model
 import Submission
 import Training
@@ -41,10 +42,10 @@ struct Predict: ParsableCommand {
     var png: String?
 
     func run() throws {
-        Job.run { try predict($0) }
+        Job.run { try predict($0, threads: $1) }
     }
 
-    func predict(_ comm: any Communicator) throws {
+    func predict(_ comm: any Communicator, threads: KernelThreads) throws {
         comm.annotate(CollectiveContext("setup"))
         do {  // (a scope: the names below are the prediction's)
             guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
@@ -55,7 +56,7 @@ struct Predict: ParsableCommand {
                 try DataFolder(path: data).require(DataFolder.testFiles)
                 if let png { try OverlayPictures.prepareFolder(png) }
             }
-            let (model, mean, std) = try loadModel(checkpoint, maxBatch: batchSize, communicator: comm)
+            let (model, mean, std) = try loadModel(checkpoint, maxBatch: batchSize, threads: threads, communicator: comm)
             let c = model.configuration
             if comm.isRoot {
                 let loaded = try DataFolder(path: data).loadTest(rows: c.rows, cols: c.cols)
@@ -77,7 +78,7 @@ struct Predict: ParsableCommand {
             Terminal.writeError("predict: \(count) masks (\(c.rows)x\(c.cols)) to \(out)\(comm.size > 1 ? " (\(comm.size) ranks)" : "")\n")
             if let png {
                 try OverlayPictures.writePredictions(to: png, originals: originals, ids: ids, probabilities: probabilities,
-                                                     rows: c.rows, cols: c.cols)
+                                                     rows: c.rows, cols: c.cols, threads: threads.count)
             }
         }
     }
@@ -87,7 +88,7 @@ struct Predict: ParsableCommand {
 /// the file; the other ranks receive the configuration and the weights from it (they need not
 /// see the file). The mean and std are meaningful on rank 0 only. `preloaded`: rank 0 has
 /// already read the checkpoint at `path` (it is not read again).
-func loadModel(_ path: String, preloaded: Checkpoint? = nil, maxBatch: Int,
+func loadModel(_ path: String, preloaded: Checkpoint? = nil, maxBatch: Int, threads: KernelThreads,
                communicator comm: any Communicator) throws -> (UNet, mean: Float, std: Float) {
     var configuration = UNetConfiguration()
     var parameters: [Float] = []
@@ -108,7 +109,7 @@ func loadModel(_ path: String, preloaded: Checkpoint? = nil, maxBatch: Int,
         if !comm.isRoot { parameters = [Float](repeating: 0, count: configuration.parameterCount) }
         try comm.broadcast(&parameters)
     }
-    let model = try UNet(configuration: configuration, maxBatch: max(1, maxBatch))
+    let model = try UNet(configuration: configuration, maxBatch: max(1, maxBatch), threads: threads)
     model.parameters = parameters
     return (model, mean, std)
 }

@@ -77,7 +77,7 @@ struct Report: ParsableCommand {
     }
 
     func run() throws {
-        Job.run { comm in
+        Job.run { comm, threads in
             guard batchSize >= comm.size else {
                 throw ValidationError("--batch-size \(batchSize) is smaller than the job's \(comm.size) ranks")
             }
@@ -98,7 +98,7 @@ struct Report: ParsableCommand {
             if let data {
                 // Every rank predicts (not `page?.grid = try grid(...)`: on the other ranks
                 // `page` is nil, and optional chaining would skip the call, and the collectives).
-                let pictures = try grid(data: data, checkpoint: read, communicator: comm)
+                let pictures = try grid(data: data, checkpoint: read, threads: threads, communicator: comm)
                 page?.grid = pictures
             }
             guard comm.isRoot, let page else { return }
@@ -143,9 +143,11 @@ struct Report: ParsableCommand {
 
     /// With --data: every rank predicts a share of the validation images; rank 0 scores them
     /// all and draws the worst `maxImages` at `pictureSize`.
-    func grid(data: String, checkpoint: Checkpoint?, communicator comm: any Communicator) throws -> ReportGrid? {
+    func grid(data: String, checkpoint: Checkpoint?, threads: KernelThreads,
+              communicator comm: any Communicator) throws -> ReportGrid? {
         let (model, mean, std) = try loadModel(self.checkpoint, preloaded: checkpoint,
-                                               maxBatch: Trainer.localBatchSize(batchSize, ranks: comm.size), communicator: comm)
+                                               maxBatch: Trainer.localBatchSize(batchSize, ranks: comm.size), threads: threads,
+                                               communicator: comm)
         let c = model.configuration
         let labelled = try LabelledImages.load(data: data, rows: c.rows, cols: c.cols, mean: mean, std: std,
                                                validationSplit: validationSplit, all: all, originals: true, communicator: comm)
@@ -155,7 +157,7 @@ struct Report: ParsableCommand {
         let scored = ScoredImages(labelled, probabilities: probabilities)
         // Every image's scores (in parallel), then the worst ones' pictures.
         let scores = Mutex<[OverlayPictures.Score?]>(Array(repeating: nil, count: scored.count))
-        try Pictures.forEach(scored.count, threads: Parallel.threads) { i in
+        try Pictures.forEach(scored.count, threads: threads.count) { i in
             let score = scored.evaluate(i).score
             scores.withLock { $0[i] = score }
         }
@@ -163,7 +165,7 @@ struct Report: ParsableCommand {
         let worst = Array(Self.worstFirst(all).prefix(maxImages))
         let pictures = Mutex<[ReportGrid.Picture?]>(Array(repeating: nil, count: worst.count))
         let position = Dictionary(uniqueKeysWithValues: scored.indices.enumerated().map { ($1, $0) })
-        try Pictures.forEach(worst.count, threads: Parallel.threads) { k in
+        try Pictures.forEach(worst.count, threads: threads.count) { k in
             let image = scored.evaluate(position[worst[k].index]!)
             let picture = scored.reducedPicture(image, maxWidth: Self.pictureSize.width, maxHeight: Self.pictureSize.height)
             let png = try PNG.encode(picture, name: "\(out): picture of image \(image.score.index)")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DataIO
 import Distributed
+import Kernels
 import Model
 
 struct Run: ParsableCommand {
@@ -55,7 +56,7 @@ struct Run: ParsableCommand {
         let predict = try stage(Predict.self, ["--data", data, "--checkpoint", checkpoint, "--out", masks])
         let submit = try stage(Submit.self, ["--data", data, "--masks", masks, "--out", out + "/submission.csv",
                                              "--threshold", "\(threshold)", "--min-pixels=\(minPixels)"])
-        Job.run { comm in
+        Job.run(collectiveTimeout: training.collectiveTimeout) { comm, threads in
             if comm.isRoot {
                 try makeDirectory(out)
                 var rawFolder = raw ?? out + "/raw-synthetic"
@@ -71,8 +72,8 @@ struct Run: ParsableCommand {
                 try stage(Prepare.self, ["--raw", rawFolder, "--out", data]).run()
             }
             try comm.barrier()
-            try train.train(comm)
-            try predict.predict(comm)
+            try train.train(comm, threads: threads)
+            try predict.predict(comm, threads: threads)
             if comm.isRoot {
                 try submit.run()
                 Terminal.writeError("run: done: \(out)/submission.csv (masks \(masks), checkpoints \(checkpoint) and \(lastCheckpointPath(checkpoint)))\n")

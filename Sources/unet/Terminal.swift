@@ -7,6 +7,7 @@ import Distributed
 import Training
 import Synchronization
 import Kernels
+import COpenBLAS
 
 /// Output helpers shared by the subcommands: stderr writes, one-line errors, and a progress line
 /// that redraws itself on a terminal and prints once at the end otherwise.
@@ -40,11 +41,13 @@ enum Job {
     /// With several ranks, every collective is watched: one that waits longer than
     /// `collectiveTimeout` seconds (0: forever) aborts the job with a message naming the
     /// operation and the step (`StallWatchdog`).
-    static func run(collectiveTimeout: Double = 600, _ body: (any Communicator) throws -> Void) {
+    ///
+    /// `body` gets the rank's threads too: OPENBLAS_NUM_THREADS (or UNET_THREADS) as the rank's
+    /// thread budget, spent on the kernels' own threads around a single-threaded OpenBLAS.
+    static func run(collectiveTimeout: Double = 600, _ body: (any Communicator, KernelThreads) throws -> Void) {
         let world = MPICommunicator.world
-        // The kernels' threads: OPENBLAS_NUM_THREADS (or UNET_THREADS) as a rank's thread budget,
-        // spent on our own threads around a single-threaded OpenBLAS.
-        Parallel.configure(threads: Parallel.threadsFromEnvironment())
+        let threads = KernelThreads(KernelThreads.countFromEnvironment())
+        if threads.count > 1 { openblas_set_num_threads(1) }
         var comm: any Communicator = world
         if world.size > 1 && collectiveTimeout > 0 {
             let watchdog = StallWatchdog(timeout: collectiveTimeout) { message in
@@ -53,7 +56,7 @@ enum Job {
             comm = WatchedCommunicator(world, watchdog: watchdog)
         }
         do {
-            try body(comm)
+            try body(comm, threads)
         } catch let stop as StoppedBySignal {
             // Alone, the usual status of a program ended by a signal. Under mpirun, 0 on every
             // rank: Open MPI takes any non-zero status for a failure and then spends

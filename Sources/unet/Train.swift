@@ -62,13 +62,13 @@ struct Train: ParsableCommand {
     @OptionGroup var options: TrainingOptions
 
     func run() throws {
-        Job.run(collectiveTimeout: options.collectiveTimeout) { try train($0) }
+        Job.run(collectiveTimeout: options.collectiveTimeout) { try train($0, threads: $1) }
     }
 
     /// Rank 0 reads the data (and the checkpoint when resuming), preprocesses, and broadcasts the
     /// arrays and the starting state; every rank then runs the same loop; rank 0 alone logs and
     /// writes checkpoints, the metrics log and the timeline.
-    func train(_ comm: any Communicator) throws {
+    func train(_ comm: any Communicator, threads: KernelThreads) throws {
         comm.annotate(CollectiveContext("setup"))
         let config = options.modelConfiguration
         let root = comm.isRoot
@@ -146,7 +146,7 @@ struct Train: ParsableCommand {
         try validationSet.broadcast(comm)
         let globalBatch = min(options.batchSize, trainSet.count)
         let model = try UNet(configuration: config, seed: seed,
-                             maxBatch: Trainer.localBatchSize(globalBatch, ranks: comm.size))
+                             maxBatch: Trainer.localBatchSize(globalBatch, ranks: comm.size), threads: threads)
         var adam = Adam(parameterCount: config.parameterCount, learningRate: options.lr)
         if let last = resumed, let state = last.state {
             model.parameters = last.parameters

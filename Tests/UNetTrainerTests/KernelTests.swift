@@ -38,13 +38,13 @@ struct KernelTests {
                 Conv3x3.forward(input: TensorView(base: xp.baseAddress!, batch: n, height: h, width: w, channels: ci),
                                 kernel: k, bias: b,
                                 output: TensorView(base: yp.baseAddress!, batch: n, height: h, width: w, channels: co),
-                                activation: .linear, work: wp.baseAddress!, workCount: wp.count)
+                                activation: .linear, work: wp.baseAddress!, workCount: wp.count, on: .one)
             }}}
         let reference = Self.referenceConv3x3(x, n: n, h: h, w: w, ci: ci, k, b, co: co)
         for i in 0..<y.count { #expect(abs(Double(y[i]) - reference[i]) < 1e-5) }
     }
 
-    /// The threaded convolution (`Parallel.threads` 2 and 3: images split for im2col, the forward
+    /// The threaded convolution (`KernelThreads` of 2 and 3: images split for im2col, the forward
     /// GEMM and col2im; output channels for the kernel gradient) gives the one-thread results,
     /// through channel slices and with chunks that split the batch unevenly (5 images, 3 per chunk).
     @Test func threadedConvolutionMatchesOneThread() {
@@ -54,8 +54,7 @@ struct KernelTests {
         let x0 = g.uniform(n * h * w * inStride), kernel = g.uniform(9 * ci * co), bias = g.uniform(co)
         let r = g.uniform(n * h * w * outStride)
         func run(threads: Int) -> [[Float]] {
-            Parallel.configure(threads: threads)
-            defer { Parallel.configure(threads: 1) }
+            let pool = KernelThreads(threads)
             var x = x0, y = [Float](repeating: 0, count: n * h * w * outStride), dy = r
             var dx = [Float](repeating: 0, count: x.count), dk = [Float](repeating: 0, count: kernel.count)
             var db = [Float](repeating: 0, count: co)
@@ -69,9 +68,9 @@ struct KernelTests {
                 let dyv = TensorView(base: dyp.baseAddress! + 2, batch: n, height: h, width: w, channels: co, pixelStride: outStride)
                 let dxv = TensorView(base: dxp.baseAddress! + 1, batch: n, height: h, width: w, channels: ci, pixelStride: inStride)
                 Conv3x3.forward(input: xv, kernel: kernel, bias: bias, output: yv, activation: .relu,
-                                work: wp.baseAddress!, workCount: wp.count)
+                                work: wp.baseAddress!, workCount: wp.count, on: pool)
                 Conv3x3.backward(input: xv, kernel: kernel, output: yv, activation: .relu, dOutput: dyv, dInput: dxv,
-                                 dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!, work: wp.baseAddress!, workCount: wp.count)
+                                 dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!, work: wp.baseAddress!, workCount: wp.count, on: pool)
             }}}}}}}
             return [y, dy, dx, dk, db]
         }
@@ -114,7 +113,7 @@ struct KernelTests {
             let dx = TensorView(base: dxp.baseAddress! + inOffset, batch: n, height: h, width: w, channels: ci, pixelStride: inStride)
             func loss() -> Double {
                 Conv3x3.forward(input: x, kernel: kp.baseAddress!, bias: bp.baseAddress!, output: y, activation: activation,
-                                work: wp.baseAddress!, workCount: wp.count)
+                                work: wp.baseAddress!, workCount: wp.count, on: .one)
                 var s = 0.0
                 for p in 0..<y.pixels { for c in 0..<co { s += Double(r[p * co + c]) * Double(y.pixel(p)[c]) } }
                 return s
@@ -124,7 +123,7 @@ struct KernelTests {
             dk.withUnsafeMutableBufferPointer { dkp in db.withUnsafeMutableBufferPointer { dbp in
                 Conv3x3.backward(input: x, kernel: kp.baseAddress!, output: y, activation: activation, dOutput: dy,
                                  dInput: dx, dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!,
-                                 work: wp.baseAddress!, workCount: wp.count)
+                                 work: wp.baseAddress!, workCount: wp.count, on: .one)
             }}
             var dxSlice = [Float]()
             for p in 0..<x.pixels { for c in 0..<ci { dxSlice.append(dx.pixel(p)[c]) } }
@@ -165,7 +164,7 @@ struct KernelTests {
                 Conv1x1.backward(input: xv, kernel: kp.baseAddress!, output: yv, activation: .sigmoid,
                                  dOutput: TensorView(base: dyp.baseAddress!, batch: 2, height: 3, width: 4, channels: co),
                                  dInput: TensorView(base: dxp.baseAddress!, batch: 2, height: 3, width: 4, channels: ci),
-                                 dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!)
+                                 dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!, on: .one)
             }}
             #expect(GradientCheck.worstError(parameter: kp.baseAddress!, count: kp.count, analytic: dk, loss: loss) < Self.tolerance)
             #expect(GradientCheck.worstError(parameter: bp.baseAddress!, count: 1, analytic: db, loss: loss) < Self.tolerance)
@@ -181,8 +180,7 @@ struct KernelTests {
         let x0 = g.uniform(n * h * w * ci), kernel = g.uniform(4 * co * ci), bias = g.uniform(co)
         let r = g.uniform(n * 4 * h * w * co)
         func run(threads: Int) -> [[Float]] {
-            Parallel.configure(threads: threads)
-            defer { Parallel.configure(threads: 1) }
+            let pool = KernelThreads(threads)
             var x = x0, y = [Float](repeating: 0, count: r.count), dy = r
             var dx = [Float](repeating: 0, count: x.count), dk = [Float](repeating: 0, count: kernel.count)
             var db = [Float](repeating: 0, count: co)
@@ -196,9 +194,9 @@ struct KernelTests {
                 let dyv = TensorView(base: dyp.baseAddress!, batch: n, height: 2 * h, width: 2 * w, channels: co)
                 let dxv = TensorView(base: dxp.baseAddress!, batch: n, height: h, width: w, channels: ci)
                 ConvTranspose2x2.forward(input: xv, kernel: kernel, bias: bias, output: yv,
-                                         work: wp.baseAddress!, workCount: wp.count)
+                                         work: wp.baseAddress!, workCount: wp.count, on: pool)
                 ConvTranspose2x2.backward(input: xv, kernel: kernel, dOutput: dyv, dInput: dxv, dKernel: dkp.baseAddress!,
-                                          dBias: dbp.baseAddress!, work: wp.baseAddress!, workCount: wp.count)
+                                          dBias: dbp.baseAddress!, work: wp.baseAddress!, workCount: wp.count, on: pool)
             }}}}}}}
             return [y, dx, dk, db]
         }
@@ -221,8 +219,7 @@ struct KernelTests {
         let x0 = g.uniform(n * h * w * stride), dy0 = g.uniform(n * (h / 2) * (w / 2) * c)
         let start = g.uniform(n * h * w * stride), bias0 = g.uniform(c)
         func run(threads: Int) -> [[Float]] {
-            Parallel.configure(threads: threads)
-            defer { Parallel.configure(threads: 1) }
+            let pool = KernelThreads(threads)
             var x = x0, dy = dy0, dx = start, masked = start, db = bias0
             var y = [Float](repeating: 0, count: dy0.count)
             x.withUnsafeMutableBufferPointer { xp in dy.withUnsafeMutableBufferPointer { dyp in
@@ -234,10 +231,10 @@ struct KernelTests {
                 let mv = TensorView(base: mp.baseAddress! + 1, batch: n, height: h, width: w, channels: c, pixelStride: stride)
                 let yv = TensorView(base: yp.baseAddress!, batch: n, height: h / 2, width: w / 2, channels: c)
                 let dyv = TensorView(base: dyp.baseAddress!, batch: n, height: h / 2, width: w / 2, channels: c)
-                MaxPool2x2.forward(input: xv, output: yv)
-                MaxPool2x2.backward(input: xv, dOutput: dyv, dInput: dxv)
+                MaxPool2x2.forward(input: xv, output: yv, on: pool)
+                MaxPool2x2.backward(input: xv, dOutput: dyv, dInput: dxv, on: pool)
                 Activation.relu.backward(output: xv, gradient: mv)
-                Bias.accumulateGradient(dxv, into: dbp.baseAddress!)
+                Bias.accumulateGradient(dxv, into: dbp.baseAddress!, on: pool)
             }}}}}}
             return [y, dx, masked, db]
         }
@@ -271,7 +268,7 @@ struct KernelTests {
             let yv = TensorView(base: yp.baseAddress! + offset, batch: n, height: 2 * h, width: 2 * w, channels: co, pixelStride: stride)
             func loss() -> Double {
                 ConvTranspose2x2.forward(input: xv, kernel: kp.baseAddress!, bias: bp.baseAddress!, output: yv,
-                                         work: wp.baseAddress!, workCount: wp.count)
+                                         work: wp.baseAddress!, workCount: wp.count, on: .one)
                 var s = 0.0
                 for p in 0..<yv.pixels { for c in 0..<co { s += Double(r[p * stride + c]) * Double(yv.pixel(p)[c]) } }
                 return s
@@ -290,7 +287,7 @@ struct KernelTests {
                 ConvTranspose2x2.backward(input: xv, kernel: kp.baseAddress!, dOutput: dyv,
                                           dInput: TensorView(base: dxp.baseAddress!, batch: n, height: h, width: w, channels: ci),
                                           dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!,
-                                          work: wp.baseAddress!, workCount: wp.count)
+                                          work: wp.baseAddress!, workCount: wp.count, on: .one)
             }}
             #expect(GradientCheck.worstError(parameter: kp.baseAddress!, count: kp.count, analytic: dk, loss: loss) < Self.tolerance)
             #expect(GradientCheck.worstError(parameter: bp.baseAddress!, count: co, analytic: db, loss: loss) < Self.tolerance)
@@ -310,12 +307,12 @@ struct KernelTests {
         x.withUnsafeMutableBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in dx.withUnsafeMutableBufferPointer { dxp in
             let xv = TensorView(base: xp.baseAddress!, batch: n, height: h, width: w, channels: c)
             let yv = TensorView(base: yp.baseAddress!, batch: n, height: h / 2, width: w / 2, channels: c)
-            func loss() -> Double { MaxPool2x2.forward(input: xv, output: yv); return weightedSum(yp.baseAddress!, r) }
+            func loss() -> Double { MaxPool2x2.forward(input: xv, output: yv, on: .one); return weightedSum(yp.baseAddress!, r) }
             _ = loss()
             var rr = r
             rr.withUnsafeMutableBufferPointer { rp in
                 MaxPool2x2.backward(input: xv, dOutput: TensorView(base: rp.baseAddress!, batch: n, height: h / 2, width: w / 2, channels: c),
-                                    dInput: TensorView(base: dxp.baseAddress!, batch: n, height: h, width: w, channels: c))
+                                    dInput: TensorView(base: dxp.baseAddress!, batch: n, height: h, width: w, channels: c), on: .one)
             }
             let analytic = dxp.map { $0 - 0.5 }
             #expect(GradientCheck.worstError(parameter: xp.baseAddress!, count: xp.count, analytic: analytic, step: 1e-3, samples: 200, loss: loss) < Self.tolerance)

@@ -1,3 +1,6 @@
+import Dispatch
+import Kernels
+import Synchronization
 import Testing
 import Random
 @testable import Model
@@ -53,6 +56,45 @@ struct ModelTests {
         let scale = batch.map { abs($0) }.max()!
         let worst = zip(batch, sum).map { abs($0 - $1) }.max()!
         #expect(worst <= 1e-5 * scale, "batch vs summed image gradients: \(worst) (largest \(scale))")
+    }
+
+    /// The thread count belongs to the model (`UNet(threads:)`), not to the process: models of
+    /// 1, 2 and 3 threads training at the same time, on threads of their own, each end with
+    /// exactly the weights it ends with alone, while the counts' results differ from each other
+    /// (the sums split by threads round differently), so a count leaking from one model into
+    /// another would show. The counts agree to rounding.
+    @Test func modelsOfDifferentThreadCountsTrainSideBySide() throws {
+        let data = ReliabilityTests.data()
+        @Sendable func train(threads: Int) throws -> [Float] {
+            let model = try UNet(configuration: ReliabilityTests.configuration, seed: 1, maxBatch: 3,
+                                 threads: KernelThreads(threads))
+            let trainer = Trainer(model: model, adam: Adam(parameterCount: model.parameters.count, learningRate: 3e-3),
+                                  batchSize: 3, seed: 2)
+            _ = try trainer.trainEpoch(data, epoch: 1)
+            return model.parameters
+        }
+        let counts = [1, 2, 3]
+        let alone = try counts.map { try train(threads: $0) }
+        #expect(alone[0] != alone[1] && alone[0] != alone[2], "the thread counts split no sum differently")
+        let scale = alone[0].map { abs($0) }.max()!
+        for k in 1..<counts.count {
+            let worst = zip(alone[0], alone[k]).map { abs($0 - $1) }.max()!
+            #expect(worst <= 1e-4 * scale, "\(counts[k]) threads vs 1: \(worst)")
+        }
+        let together = Mutex<[Int: [Float]]>([:])
+        let failure = Mutex<(any Error)?>(nil)
+        for _ in 0..<2 {  // twice, so each model also meets the others mid-epoch
+            DispatchQueue.concurrentPerform(iterations: 2 * counts.count) { i in
+                do {
+                    let weights = try train(threads: counts[i % counts.count])
+                    together.withLock { $0[i] = weights }
+                } catch { failure.withLock { $0 = error } }
+            }
+            if let error = failure.withLock({ $0 }) { throw error }
+            for (i, weights) in together.withLock({ $0 }) {
+                #expect(weights == alone[i % counts.count], "\(counts[i % counts.count]) threads, run \(i): not its result alone")
+            }
+        }
     }
 
     @Test func theTutorialsModelHasItsKnownParameterCount() {

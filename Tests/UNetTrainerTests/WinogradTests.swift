@@ -56,8 +56,7 @@ struct WinogradTests {
         let r = g.uniform(pixels * outStride)
 
         func run(winograd: Bool) -> [[Float]] {
-            Parallel.configure(threads: s.threads)
-            defer { Parallel.configure(threads: 1) }
+            let pool = KernelThreads(s.threads)
             var x = x0, y = [Float](repeating: 0, count: pixels * outStride), dy = r
             var dx = [Float](repeating: 7, count: x.count), dk = [Float](repeating: 0, count: kernel.count)
             var db = [Float](repeating: 0, count: s.co)
@@ -79,17 +78,17 @@ struct WinogradTests {
                 let (w, count) = (wp.baseAddress!, wp.count)
                 if winograd {
                     Winograd3x3.forward(input: xv, kernel: kernel, bias: bias, output: yv, activation: s.activation,
-                                        work: w, workCount: count, kernelBudget: s.budget)
+                                        work: w, workCount: count, kernelBudget: s.budget, on: pool)
                     Winograd3x3.backwardWeights(input: xv, output: yv, activation: s.activation, dOutput: dyv,
                                                 dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!, work: w, workCount: count,
-                                                kernelBudget: s.budget)
+                                                kernelBudget: s.budget, on: pool)
                     Winograd3x3.backwardData(kernel: kernel, dOutput: dyv, dInput: dxv, work: w, workCount: count,
-                                             kernelBudget: s.budget)
+                                             kernelBudget: s.budget, on: pool)
                 } else {
                     Conv3x3.forward(input: xv, kernel: kernel, bias: bias, output: yv, activation: s.activation,
-                                    work: w, workCount: count)
+                                    work: w, workCount: count, on: pool)
                     Conv3x3.backward(input: xv, kernel: kernel, output: yv, activation: s.activation, dOutput: dyv,
-                                     dInput: dxv, dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!, work: w, workCount: count)
+                                     dInput: dxv, dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!, work: w, workCount: count, on: pool)
                 }
             }}}}}}}
             return [y, dy, dx, dk, db]
@@ -121,7 +120,7 @@ struct WinogradTests {
                                             output: TensorView(base: yp.baseAddress!, batch: n, height: h, width: w, channels: co),
                                             activation: .linear,
                                             dOutput: TensorView(base: dyp.baseAddress!, batch: n, height: h, width: w, channels: co),
-                                            dKernel: &dk, dBias: &db, work: wp.baseAddress!, workCount: wp.count)
+                                            dKernel: &dk, dBias: &db, work: wp.baseAddress!, workCount: wp.count, on: .one)
             }}}}
             return (dk, db)
         }
@@ -152,8 +151,7 @@ struct WinogradTests {
             for c in 0..<ca { whole[p * (ca + cb) + c] = a[q * ca + c] }
             for c in 0..<cb { whole[p * (ca + cb) + ca + c] = b[p * cb + c] }
         }}}
-        Parallel.configure(threads: 2)
-        defer { Parallel.configure(threads: 1) }
+        let pool = KernelThreads(2)
         let budget = sliced ? 16 * co * 8 : Winograd3x3.defaultKernelBudget
         #expect(Array(Winograd3x3.slices(ca + cb, against: co, kernelBudget: budget)).count == (sliced ? 2 : 1))
         var work = [Float](repeating: 0, count: Winograd3x3.workspace(inChannels: ca + cb, outChannels: co, threads: 2,
@@ -181,12 +179,12 @@ struct WinogradTests {
                     : Concatenation(view(dwp.baseAddress!, h, w, ca + cb))
                 let yv = view(yp.baseAddress!, h, w, co), dyv = view(dyp.baseAddress!, h, w, co)
                 Winograd3x3.forward(input: x, kernel: kernel, bias: bias, output: yv, activation: .relu,
-                                    work: work.baseAddress!, workCount: work.count, kernelBudget: budget)
+                                    work: work.baseAddress!, workCount: work.count, kernelBudget: budget, on: pool)
                 Winograd3x3.backwardWeights(input: x, output: yv, activation: .relu, dOutput: dyv,
                                             dKernel: dkp.baseAddress!, dBias: dbp.baseAddress!,
-                                            work: work.baseAddress!, workCount: work.count, kernelBudget: budget)
+                                            work: work.baseAddress!, workCount: work.count, kernelBudget: budget, on: pool)
                 Winograd3x3.backwardData(kernel: kernel, dOutput: dyv, dInput: dx,
-                                         work: work.baseAddress!, workCount: work.count, kernelBudget: budget)
+                                         work: work.baseAddress!, workCount: work.count, kernelBudget: budget, on: pool)
             }}}}}}}}}}}
             if concatenated { return [y, dk, db, da, dbb] }
             // Split the materialised gradient into the parts' gradients.
