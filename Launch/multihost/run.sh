@@ -29,11 +29,16 @@
 # be made (no `ip`, no privilege, `ip netns add` or `ip netns exec` refused), prints "SKIP: ..."
 # and exits 0; every other failure exits non-zero (the command's own status, 124 on timeout).
 # The namespaces (and any process left in them) are removed on every exit. OPENBLAS_NUM_THREADS
-# defaults to 1 per rank (both "hosts" share this machine's cores) and is exported to the ranks.
+# defaults to 1 per rank (both "hosts" share this machine's cores). In the default mode the ranks
+# get PATH, LD_LIBRARY_PATH (when set) and every OPENBLAS_*, OMP_* and UNET_* variable through
+# mpirun -x (Launch/mpi-env.sh's unet_mpirun_exports, as the launch scripts pass them), and
+# MULTIHOST_REPORTS; nothing else of this shell's environment reaches hostB's rank.
 # The timeout (default 600 s, MULTIHOST_TIMEOUT) bounds the launcher.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repository=$(cd "$here/../.." && pwd)
+# shellcheck source=../mpi-env.sh
+source "$repository/Launch/mpi-env.sh"
 
 np=2
 mode=mpirun
@@ -135,8 +140,8 @@ status=0
 if [ $mode = mpirun ]; then
     root=()
     if [ "$(id -u)" -eq 0 ]; then root=(--allow-run-as-root); fi
-    exports=(-x OPENBLAS_NUM_THREADS -x PATH -x MULTIHOST_REPORTS="$work/reports")
-    [ -z "${LD_LIBRARY_PATH:-}" ] || exports+=(-x LD_LIBRARY_PATH)
+    unet_mpirun_exports
+    exports=("${mpirun_exports[@]}" -x MULTIHOST_REPORTS="$work/reports")
     launch=(mpirun "${root[@]}" --hostfile "$work/hostfile" -np "$np" "${agent_args[@]}"
         --mca pml ob1 --mca btl tcp,self
         --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24
