@@ -27,7 +27,9 @@
 #
 # Needs root (or CAP_SYS_ADMIN and CAP_NET_ADMIN) and iproute2's `ip`. When the namespaces cannot
 # be made (no `ip`, no privilege, `ip netns add` or `ip netns exec` refused), prints "SKIP: ..."
-# and exits 0; every other failure exits non-zero (the command's own status, 124 on timeout).
+# and exits 0; under CI=true (CI runs `bash .ci/run` with it) it prints "multihost: FAILED: ..."
+# with the reason instead and exits 1: there the multi-host checks must run. Every other failure
+# exits non-zero (the command's own status, 124 on timeout).
 # The namespaces (and any process left in them) are removed on every exit. OPENBLAS_NUM_THREADS
 # defaults to 1 per rank (both "hosts" share this machine's cores). In the default mode the ranks
 # get PATH, LD_LIBRARY_PATH (when set) and every OPENBLAS_*, OMP_* and UNET_* variable through
@@ -56,7 +58,14 @@ done
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 [[ $np =~ ^[0-9]+$ ]] && ((np >= 2)) || { echo "multihost: --np must be a number of ranks, at least 2" >&2; exit 2; }
 
-skip() { echo "SKIP: multihost: $* (network namespaces are needed to simulate two hosts)"; exit 0; }
+skip() {
+    if [ "${CI:-}" = true ]; then
+        echo "multihost: FAILED: $* (network namespaces are needed to simulate two hosts; under CI=true the multi-host checks must run, not be skipped)" >&2
+        exit 1
+    fi
+    echo "SKIP: multihost: $* (network namespaces are needed to simulate two hosts)"
+    exit 0
+}
 command -v ip >/dev/null 2>&1 || skip "no \`ip\` command (Debian package iproute2)"
 command -v mpirun >/dev/null 2>&1 || { echo "multihost: no mpirun on PATH" >&2; exit 1; }
 
