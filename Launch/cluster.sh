@@ -16,9 +16,13 @@
 # this repository is built in release here and its .build/release/unet must be visible at the
 # same path everywhere (a shared home or project filesystem).
 #
-# Environment:
-#   OPENBLAS_NUM_THREADS  BLAS threads per rank, exported to every rank. Default: this host's
-#                         physical cores / the most slots of any host (assumes alike nodes).
+# Environment: every rank gets this shell's PATH, LD_LIBRARY_PATH (when set) and every OPENBLAS_*,
+# OMP_* and UNET_* variable (mpirun -x, Launch/mpi-env.sh's unet_mpirun_exports): a remote rank
+# starts with the bare environment of a non-interactive ssh login, and OPENBLAS_CORETYPE,
+# OPENBLAS_L2_SIZE, the thread counts and UNET_WINOGRAD_* change what a rank computes
+# (Docs/CLUSTER.md, "The environment every rank needs").
+#   OPENBLAS_NUM_THREADS  BLAS threads per rank. Default: this host's physical cores / the most
+#                         slots of any host (assumes alike nodes).
 #   UNET_IFACE            the network for MPI traffic, an interface name or a CIDR (eth1,
 #                         10.0.0.0/16): sets btl_tcp_if_include and oob_tcp_if_include.
 #   MPIRUN_EXTRA          more mpirun arguments, as a bash array's contents (quotes allowed),
@@ -58,10 +62,9 @@ if [ -n "${UNET_IFACE:-}" ]; then
     network=(--mca btl_tcp_if_include "$UNET_IFACE" --mca oob_tcp_if_include "$UNET_IFACE")
 fi
 # Remote ranks start with the environment of a non-interactive ssh login: pass on what they need.
-exports=(-x OPENBLAS_NUM_THREADS -x PATH)
-[ -z "${LD_LIBRARY_PATH:-}" ] || exports+=(-x LD_LIBRARY_PATH)
-launcher=(mpirun "${mpirun_flags[@]}" --hostfile "$hostfile" -np "$np" "${network[@]}" "${exports[@]}" "${mpirun_extra[@]}")
-echo "cluster: $np ranks on $hosts hosts ($slots slots) from $hostfile, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS per rank${UNET_IFACE:+, network $UNET_IFACE}" >&2
+unet_mpirun_exports
+launcher=(mpirun "${mpirun_flags[@]}" --hostfile "$hostfile" -np "$np" "${network[@]}" "${mpirun_exports[@]}" "${mpirun_extra[@]}")
+echo "cluster: $np ranks on $hosts hosts ($slots slots) from $hostfile, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS per rank${UNET_IFACE:+, network $UNET_IFACE}, forwarding $mpirun_exported" >&2
 
 pipeline_binary
 pipeline_run "${3:-}" "${launcher[@]}"

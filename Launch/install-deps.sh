@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages UNetTrainer builds against, only those missing (idempotent).
+# Installs the Debian packages UNetTrainer builds against, only those missing (idempotent), and
+# iproute2 (`ip`), which the two-host test harness Launch/multihost/run.sh needs.
 # Runs `apt-get update` once, and only when something is missing. Needs root or sudo for that.
 set -euo pipefail
 
-packages=(libopenmpi-dev openmpi-bin libopenblas-dev libtiff-dev libhdf5-dev libpng-dev pkg-config)
+packages=(libopenmpi-dev openmpi-bin libopenblas-dev libtiff-dev libhdf5-dev libpng-dev pkg-config iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

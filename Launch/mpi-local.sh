@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole pipeline with NP ranks on this machine (mpirun, shared memory between the ranks):
 #   Launch/mpi-local.sh [NP] [RAW_DIR]          NP defaults to 2
-# Each rank gets OPENBLAS_NUM_THREADS = max(1, cores / NP) (exported to every rank; set it to
-# override), so the ranks' BLAS threads together fill the cores without oversubscribing them.
+# Each rank gets OPENBLAS_NUM_THREADS = max(1, cores / NP) (set it to override), so the ranks'
+# BLAS threads together fill the cores without oversubscribing them. PATH, LD_LIBRARY_PATH (when
+# set) and every OPENBLAS_*, OMP_* and UNET_* variable are passed to the ranks with mpirun -x
+# (Launch/mpi-env.sh's unet_mpirun_exports), as on a cluster.
 # `unet synth` and `unet prepare` run once, before mpirun; `unet train` and `unet predict` run
 # under mpirun (rank 0 reads the data and writes the files, all ranks compute).
 # Other settings: see Launch/pipeline.sh; MPIRUN_EXTRA adds mpirun arguments. Example:
@@ -38,8 +40,9 @@ else
 fi
 unet_mpirun_flags vader,self "${binding[@]}"
 unet_mpirun_extra
-launcher=(mpirun "${mpirun_flags[@]}" -np "$np" -x OPENBLAS_NUM_THREADS "${mpirun_extra[@]}")
-echo "mpi-local: ranks $np, cores $cores, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS per rank, ${binding[*]}" >&2
+unet_mpirun_exports
+launcher=(mpirun "${mpirun_flags[@]}" -np "$np" "${mpirun_exports[@]}" "${mpirun_extra[@]}")
+echo "mpi-local: ranks $np, cores $cores, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS per rank, ${binding[*]}, forwarding $mpirun_exported" >&2
 
 pipeline_binary
 pipeline_run "${2:-}" "${launcher[@]}"

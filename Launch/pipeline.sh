@@ -31,6 +31,9 @@
 # Relative RAW_DIR, OUT and UNET_BIN are taken from the directory the script was started in.
 
 unet_repository=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# MPIRUN_FLAGS and unet_mpirun_exports (the -x flags for the ranks' environment).
+# shellcheck source=mpi-env.sh
+source "$unet_repository/Launch/mpi-env.sh"
 
 # Physical cores in this process's CPU affinity (hyperthreads of one core count once): the
 # number OpenBLAS threads and Open MPI's core binding should be sized by. `nproc` counts

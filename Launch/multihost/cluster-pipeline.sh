@@ -12,7 +12,9 @@
 # between one pass of 5 images and passes of 3 + 2). With 5 test images the two ranks forward 3 and 2 (shares
 # differ by at most one, the first rank takes the extra one), exactly as one process does with
 # --batch-size 3; a swapped or lost share would differ by far more than a bit.
-# Exit status 0 when all holds, non-zero otherwise, 0 with "SKIP: ..." without namespaces.
+# Exit status 0 when all holds, non-zero otherwise, 0 with "SKIP: ..." without namespaces;
+# under CI=true run.sh fails instead of skipping, and so does this script (pipefail passes
+# run.sh's status through tee).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:?usage: Launch/multihost/cluster-pipeline.sh BIN_DIR}
@@ -23,6 +25,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/unet-cluster-pipeline.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export UNET_BIN=$unet OUT=$work/out TRAIN=12 TEST=5 SUBJECTS=3 SEED=4 EPOCHS=2 BATCH=4 LR=1e-3
 export UNET_TRAIN_ARGS="--rows 32 --cols 32 --filters 4 --depth 2 --seed 3"
+# pipefail: a failing run.sh (under CI=true also one without namespaces) fails this script.
 "$here/run.sh" --launcher -- bash -c '"$0" "$MULTIHOST_HOSTFILE" 2' "$here/../cluster.sh" | tee "$work/log"
 if grep -q '^SKIP:' "$work/log"; then exit 0; fi
 

@@ -27,13 +27,20 @@
 #
 # Needs root (or CAP_SYS_ADMIN and CAP_NET_ADMIN) and iproute2's `ip`. When the namespaces cannot
 # be made (no `ip`, no privilege, `ip netns add` or `ip netns exec` refused), prints "SKIP: ..."
-# and exits 0; every other failure exits non-zero (the command's own status, 124 on timeout).
+# and exits 0; under CI=true (CI runs `bash .ci/run` with it) it prints "multihost: FAILED: ..."
+# with the reason instead and exits 1: there the multi-host checks must run. Every other failure
+# exits non-zero (the command's own status, 124 on timeout).
 # The namespaces (and any process left in them) are removed on every exit. OPENBLAS_NUM_THREADS
-# defaults to 1 per rank (both "hosts" share this machine's cores) and is exported to the ranks.
+# defaults to 1 per rank (both "hosts" share this machine's cores). In the default mode the ranks
+# get PATH, LD_LIBRARY_PATH (when set) and every OPENBLAS_*, OMP_* and UNET_* variable through
+# mpirun -x (Launch/mpi-env.sh's unet_mpirun_exports, as the launch scripts pass them), and
+# MULTIHOST_REPORTS; nothing else of this shell's environment reaches hostB's rank.
 # The timeout (default 600 s, MULTIHOST_TIMEOUT) bounds the launcher.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repository=$(cd "$here/../.." && pwd)
+# shellcheck source=../mpi-env.sh
+source "$repository/Launch/mpi-env.sh"
 
 np=2
 mode=mpirun
@@ -51,7 +58,14 @@ done
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 [[ $np =~ ^[0-9]+$ ]] && ((np >= 2)) || { echo "multihost: --np must be a number of ranks, at least 2" >&2; exit 2; }
 
-skip() { echo "SKIP: multihost: $* (network namespaces are needed to simulate two hosts)"; exit 0; }
+skip() {
+    if [ "${CI:-}" = true ]; then
+        echo "multihost: FAILED: $* (network namespaces are needed to simulate two hosts; under CI=true the multi-host checks must run, not be skipped)" >&2
+        exit 1
+    fi
+    echo "SKIP: multihost: $* (network namespaces are needed to simulate two hosts)"
+    exit 0
+}
 command -v ip >/dev/null 2>&1 || skip "no \`ip\` command (Debian package iproute2)"
 command -v mpirun >/dev/null 2>&1 || { echo "multihost: no mpirun on PATH" >&2; exit 1; }
 
@@ -135,8 +149,8 @@ status=0
 if [ $mode = mpirun ]; then
     root=()
     if [ "$(id -u)" -eq 0 ]; then root=(--allow-run-as-root); fi
-    exports=(-x OPENBLAS_NUM_THREADS -x PATH -x MULTIHOST_REPORTS="$work/reports")
-    [ -z "${LD_LIBRARY_PATH:-}" ] || exports+=(-x LD_LIBRARY_PATH)
+    unet_mpirun_exports
+    exports=("${mpirun_exports[@]}" -x MULTIHOST_REPORTS="$work/reports")
     launch=(mpirun "${root[@]}" --hostfile "$work/hostfile" -np "$np" "${agent_args[@]}"
         --mca pml ob1 --mca btl tcp,self
         --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24

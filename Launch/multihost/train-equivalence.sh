@@ -14,7 +14,7 @@
 # steps themselves, by about lr = 1e-3 per weight and step).
 #
 # Exit status 0 when equivalent; non-zero otherwise; 0 with "SKIP: ..." when network namespaces
-# cannot be made here (see run.sh).
+# cannot be made here (see run.sh), non-zero then under CI=true (run.sh fails instead of skipping).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:?usage: Launch/multihost/train-equivalence.sh BIN_DIR}
@@ -22,13 +22,16 @@ unet=$(cd "$bin" && pwd)/unet
 [ -x "$unet" ] || { echo "train-equivalence: no unet binary in $bin" >&2; exit 1; }
 tolerance=1e-5
 
-probe=$("$here/run.sh" -- true 2>/dev/null) || { echo "train-equivalence: the two-host harness fails (run Launch/multihost/run.sh -- true)" >&2; exit 1; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/unet-equivalence.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+probe=$("$here/run.sh" -- true 2>"$work/probe.log") || {
+    tail -n 20 "$work/probe.log" >&2
+    echo "train-equivalence: FAILED: the two-host harness fails (run Launch/multihost/run.sh -- true)" >&2
+    exit 1
+}
 case $probe in
     SKIP:*) echo "$probe"; exit 0 ;;
 esac
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/unet-equivalence.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 "$unet" synth --out "$work/raw" --train 24 --test 4 --subjects 3 --seed 5 >/dev/null 2>&1
 "$unet" prepare --raw "$work/raw" --out "$work/data" >/dev/null 2>&1
 recipe=(--epochs 1 --batch-size 8 --lr 1e-3 --rows 32 --cols 32 --filters 4 --depth 2 --validation-split 0 --seed 3)
