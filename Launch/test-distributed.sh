@@ -14,7 +14,10 @@
 # 6. an error on one rank (rank 0 cannot read the data) ends the whole job, prefixed by the rank;
 # 7. more ranks than images in a batch is refused before any work (issue 6, point 7);
 # 8. the metrics log of 1 + 1 resumed epochs has the straight run's figures, and --timeline
-#    writes a Chrome trace with every step of both ranks.
+#    writes a Chrome trace with every step of both ranks;
+# 9. ranks with different OpenBLAS kernels (an MPMD job giving rank 1 OPENBLAS_CORETYPE=Zen,
+#    rank 0 Haswell): train, predict and evaluate each warn once, on rank 0, naming both; ranks
+#    of one kind do not warn. The only place a test sets OPENBLAS_CORETYPE, for its own job.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Launch/mpi-env.sh
@@ -127,4 +130,24 @@ grep -q "^\[rank [01]\] error: --batch-size 1 is smaller than the job's 2 ranks"
     || { cat "$work/err.out"; echo "FAIL: no one-line error about the ranks"; exit 1; }
 [ ! -e "$work/ranks.h5" ] && [ ! -e "$work/ranks.last.h5" ] || { echo "FAIL: a checkpoint was written"; exit 1; }
 grep -m1 "^\[rank [01]\]" "$work/err.out"
+echo "-- ranks with different OpenBLAS kernels: one warning on rank 0"
+mixed() {
+    local common=(-x OPENBLAS_NUM_THREADS=1 "$unet" "$@")
+    timeout 300 mpirun "${MPIRUN_FLAGS[@]}" --oversubscribe -np 1 -x OPENBLAS_CORETYPE=Haswell "${common[@]}" \
+        : -np 1 -x OPENBLAS_CORETYPE=Zen "${common[@]}"
+}
+warning="warning: the ranks run different OpenBLAS kernels (rank 0 Haswell, rank 1 Zen)"
+mixed train --data "$work/data" "${model[@]}" --checkpoint "$work/mixedcore.h5" --epochs 1 --batch-size 5 >/dev/null 2>"$work/core-train.err"
+mixed predict --data "$work/data" --checkpoint "$work/mixedcore.h5" --out "$work/mixedcore.npy" >/dev/null 2>"$work/core-predict.err"
+mixed evaluate --data "$work/data" --checkpoint "$work/mixedcore.h5" >/dev/null 2>"$work/core-evaluate.err"
+for command in train predict evaluate; do
+    [ "$(grep -c "different OpenBLAS kernels" "$work/core-$command.err")" -eq 1 ] && grep -q "^$warning" "$work/core-$command.err" \
+        || { cat "$work/core-$command.err"; echo "FAIL: unet $command with Haswell and Zen ranks: not one warning naming both"; exit 1; }
+done
+mpi 2 "$unet" predict --data "$work/data" --checkpoint "$work/mixedcore.h5" --out "$work/samecore.npy" >/dev/null 2>"$work/core-same.err"
+if grep -q "different OpenBLAS kernels" "$work/core-same.err"; then
+    cat "$work/core-same.err"; echo "FAIL: ranks of one kind warned"; exit 1
+fi
+echo "$warning ... (train, predict, evaluate; none with alike ranks)"
+
 echo "distributed tests passed"

@@ -13,7 +13,8 @@
 #    the script: it forwards SIGUSR1 to mpirun, exits 143 without predicting; RESUME=1 finishes);
 # 3. a rank that stalls (test hook UNET_TEST_STALL_AT) makes the others' watchdog abort the job
 #    after --collective-timeout, naming the operation and the step (the setup phase, while rank 0
-#    reads the data, waits at least 600 s whatever the timeout, so a loaded machine is no stall).
+#    reads the data, waits at least 600 s whatever the timeout, so a loaded machine is no stall);
+#    the same through `unet run --collective-timeout`, whose option reaches the watchdog too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Launch/mpi-env.sh
@@ -163,4 +164,16 @@ end=$(now)
 [ "$status" -ne 0 ] && [ "$status" -ne 124 ] || { cat "$work/stall.out"; fail "stall: status $status"; }
 grep -q "\[rank 0\] error: stall: allreduce .*Adam step 12" "$work/stall.out" || { cat "$work/stall.out"; fail "stall: no message naming the operation and the step"; }
 echo "   $(grep -m1 'error: stall' "$work/stall.out") -- job ended $(elapsed "$start" "$end") s after its start, status $status"
+echo "-- a stalled rank under unet run: --collective-timeout reaches the watchdog"
+# Rank 1 sleeps 120 s after Adam step 3; with the default timeout (600 s) the job would wait it out
+# and succeed.
+start=$(now)
+status=0
+UNET_TEST_STALL_AT=1:3:120 mpi -x UNET_TEST_STALL_AT "$unet" run --raw "$work/raw" --out "$work/runstall" \
+    "${model[@]:2}" --epochs 2 --collective-timeout 3 >"$work/runstall.out" 2>&1 || status=$?
+end=$(now)
+[ "$status" -ne 0 ] && [ "$status" -ne 124 ] || { cat "$work/runstall.out"; fail "run stall: status $status"; }
+grep -q "\[rank 0\] error: stall: .*Adam step 4" "$work/runstall.out" || { cat "$work/runstall.out"; fail "run stall: no message naming the operation and the step"; }
+awk -v t="$(elapsed "$start" "$end")" 'BEGIN { exit !(t < 100) }' || fail "run stall: the job took $(elapsed "$start" "$end") s (the stall is 120 s)"
+echo "   $(grep -m1 'error: stall' "$work/runstall.out") -- job ended $(elapsed "$start" "$end") s after its start, status $status"
 echo "reliability: all passed"

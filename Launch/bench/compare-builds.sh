@@ -52,7 +52,7 @@ for side, name, rs in (("A", sys.argv[2], a), ("B", sys.argv[3], b)):
     print(f"{side} {name} {os.environ.get(side + '_ENV', '')}".rstrip())
     print("  images/s per round:    " + row(rs, "images_per_s", 2))
     print("  median step per round: " + row(rs, "median_step_images_per_s", 2))
-    print("  peak RSS MB:           " + row(rs, "peak_rss_mb", 0))
+    print("  peak RSS MB (job):     " + row(rs, "peak_rss_total_mb", 0))
 ratios = [y["images_per_s"] / x["images_per_s"] for x, y in zip(a, b)]
 print("B / A per round: " + " ".join(format(r, ".3f") for r in ratios) + f"; median {statistics.median(ratios):.3f}")
 PY

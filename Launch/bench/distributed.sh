@@ -40,5 +40,6 @@ for name in ["1x2", "2x1-shm", "2x1-tcp"]:
     ips = [r["images_per_s"] for r in rows]
     print(f"{name:8s} images/s median {statistics.median(ips):6.2f} (min {min(ips):.2f}, max {max(ips):.2f})  "
           f"vs 1x2 {statistics.median(ratios):.3f}  allreduce {100 * statistics.median(r['allreduce_share'] for r in rows):4.1f}% of a step  "
-          f"peak RSS {max(r['peak_rss_mb'] for r in rows):.0f} MB per rank")
+          f"peak RSS {max(r.get('peak_rss_total_mb', r['peak_rss_mb']) for r in rows):.0f} MB in all ranks "
+          f"({max(r['peak_rss_mb'] for r in rows):.0f} MB the largest rank)")
 PY

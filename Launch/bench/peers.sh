@@ -119,7 +119,10 @@ names = {"ours": f"ours 1x{threads}", "ours-2x1": f"ours {threads}x1 (mpirun)", 
          "tf-onednn": "TF oneDNN", "tf-xla": "TF XLA", "torch-nchw": "PyTorch NCHW", "torch-cl": "PyTorch channels_last"}
 med = lambda xs: statistics.median(xs)
 ips = {c: [r["images_per_s"] for r in rows[c]] for c in configs}
-rss = {c: max(r["peak_rss_mb"] for r in rows[c]) for c in configs}
+# Peak RSS of the whole job (ours under mpirun: the sum over its ranks), as each peer's one
+# process; the largest rank's beside it.
+rss = {c: max(r.get("peak_rss_total_mb", r["peak_rss_mb"]) for r in rows[c]) for c in configs}
+rank_rss = {c: max(r["peak_rss_mb"] for r in rows[c]) for c in configs}
 
 def ratio(a, b):
     """Median over rounds of a's images/s over b's in the same round."""
@@ -141,10 +144,11 @@ if params:
           + ("" if len(params) == 1 else "  ** MODELS DIFFER **"))
 print()
 base = "ours" if "ours" in configs else None
-print(f"| configuration | images/s median | min | max | peak RSS MB |" + (" ours / it | RSS it / ours |" if base else ""))
+print(f"| configuration | images/s median | min | max | peak RSS MB (job) |" + (" ours / it | RSS it / ours |" if base else ""))
 print("|---|---|---|---|---|" + ("---|---|" if base else ""))
 for c in configs:
-    line = f"| {names[c]} | {med(ips[c]):.2f} | {min(ips[c]):.2f} | {max(ips[c]):.2f} | {rss[c]:.0f} |"
+    job = f"{rss[c]:.0f}" + (f" ({rank_rss[c]:.0f} a rank)" if rss[c] != rank_rss[c] else "")
+    line = f"| {names[c]} | {med(ips[c]):.2f} | {min(ips[c]):.2f} | {max(ips[c]):.2f} | {job} |"
     if base:
         line += f" {ratio(base, c):.2f}x | {rss[c] / rss[base]:.2f} |"
     print(line)
@@ -161,7 +165,8 @@ for mine in [c for c in configs if c.startswith("ours")]:
         bt = max(torch, key=lambda c: med(ips[c]))
         goal = f" (issue 5 target: >= {targets[1]}x)" if targets[1] else ""
         print(f"fastest PyTorch: {names[bt]} ({med(ips[bt]):.2f} images/s); {names[mine]} / it: {ratio(mine, bt):.2f}x{goal}; "
-              f"peak RSS {rss[mine]:.0f} MB = {rss[mine] / min(rss[c] for c in torch):.2f} of PyTorch's"
+              f"peak RSS {rss[mine]:.0f} MB" + (" (all ranks)" if rss[mine] != rank_rss[mine] else "")
+              + f" = {rss[mine] / min(rss[c] for c in torch):.2f} of PyTorch's"
               + (" (target <= 0.5 while training)" if mode == "train" else ""))
 print()
 for c in configs:

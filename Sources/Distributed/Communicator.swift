@@ -78,6 +78,19 @@ public extension Communicator {
         }
     }
 
+    /// Every rank's `text` on `root`, in rank order; the other ranks get an empty array.
+    func gather(_ text: String, root: Int = 0) throws -> [String] {
+        let bytes = Array(text.utf8)
+        let lengths = try gather([Int64(bytes.count)], root: root)
+        let all = try gather(bytes, root: root)
+        var texts: [String] = [], start = 0
+        for length in lengths {
+            texts.append(String(decoding: all[start..<(start + Int(length))], as: UTF8.self))
+            start += Int(length)
+        }
+        return texts
+    }
+
     /// This rank's share of `count` items (see `share(of:rank:size:)`).
     func share(of count: Int) -> Range<Int> { Distributed.share(of: count, rank: rank, size: size) }
 

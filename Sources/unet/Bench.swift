@@ -19,8 +19,9 @@ struct Bench: ParsableCommand {
             random images and masks, runs --warmup untimed steps, then --steps timed
             ones, and prints images/s, effective GFLOP/s (3 x the forward
             multiply-adds x 2 per training image, 1 x for inference), the share of a
-            step spent in the gradient allreduce, and peak resident memory (the
-            largest of any rank). Build in release.
+            step spent in the gradient allreduce, and peak resident memory: the
+            job's (the sum over ranks) and, under mpirun, the largest rank's (JSON:
+            peak_rss_total_mb, peak_rss_mb). Build in release.
 
             Under mpirun, --batch-size is the global batch, shared by the ranks as
             `unet train` shares it; rank 0 prints.
@@ -111,7 +112,6 @@ struct Bench: ParsableCommand {
         let other = localSeconds - kinds.reduce(0) { $0 + $1.1 }
         var rssPerRank = [peakResidentMegabytes()]
         if comm.size > 1 {
-            // The largest resident size of any rank (a sum would double-count the libraries).
             var all = [Double](repeating: 0, count: comm.size)
             all[comm.rank] = rssPerRank[0]
             try comm.allreduceSum(&all)
@@ -121,10 +121,14 @@ struct Bench: ParsableCommand {
         let imagesPerSecond = Double(steps * batchSize) / seconds
         let flopsPerImage = Double(config.forwardMultiplyAdds) * 2 * (mode == .train ? 3 : 1)
         let gflops = imagesPerSecond * flopsPerImage / 1e9
-        let rss = rssPerRank.max()!
-        print(String(format: "%@ %dx%d batch %d filters %d depth %d %@, %d rank(s): %.2f images/s, %.1f GFLOP/s, allreduce %.1f%% of a step, peak RSS %.0f MB per rank",
+        // The largest rank's peak, and the job's: the sum over ranks, what the job as a whole
+        // holds, to set beside one process of another framework (it counts the shared libraries'
+        // pages once per rank, as each rank maps them).
+        let rss = rssPerRank.max()!, rssTotal = rssPerRank.reduce(0, +)
+        print(String(format: "%@ %dx%d batch %d filters %d depth %d %@, %d rank(s): %.2f images/s, %.1f GFLOP/s, allreduce %.1f%% of a step, peak RSS %.0f MB",
                      mode.rawValue, rows, cols, batchSize, filters, depth, upsample.rawValue, comm.size,
-                     imagesPerSecond, gflops, allreduceShare * 100, rss))
+                     imagesPerSecond, gflops, allreduceShare * 100, rssTotal)
+              + (comm.size > 1 ? String(format: " in all %d ranks (largest rank %.0f MB)", comm.size, rss) : ""))
         // On a shared machine the fastest step is the least disturbed one: a steadier figure
         // for comparing two builds than the mean (rank 0's steps).
         let sorted = stepSeconds.sorted()
@@ -134,7 +138,7 @@ struct Bench: ParsableCommand {
         print("time per step: " + (kinds + [("other", other)]).map { String(format: "%@ %.1f%%", $0.0, 100 * $0.1 / localSeconds) }.joined(separator: ", "))
         if json {
             let shares = (kinds + [("other", other)]).map { "\"\($0.0)\":\($0.1 / localSeconds)" }.joined(separator: ",")
-            print("{\"mode\":\"\(mode.rawValue)\",\"shares\":{\(shares)},\"rows\":\(rows),\"cols\":\(cols),\"batch_size\":\(batchSize),\"filters\":\(filters),\"depth\":\(depth),\"upsample\":\"\(upsample.rawValue)\",\"ranks\":\(comm.size),\"images_per_s\":\(imagesPerSecond),\"best_step_images_per_s\":\(bestImagesPerSecond),\"median_step_images_per_s\":\(medianImagesPerSecond),\"gflops\":\(gflops),\"allreduce_share\":\(allreduceShare),\"peak_rss_mb\":\(rss)}")
+            print("{\"mode\":\"\(mode.rawValue)\",\"shares\":{\(shares)},\"rows\":\(rows),\"cols\":\(cols),\"batch_size\":\(batchSize),\"filters\":\(filters),\"depth\":\(depth),\"upsample\":\"\(upsample.rawValue)\",\"ranks\":\(comm.size),\"images_per_s\":\(imagesPerSecond),\"best_step_images_per_s\":\(bestImagesPerSecond),\"median_step_images_per_s\":\(medianImagesPerSecond),\"gflops\":\(gflops),\"allreduce_share\":\(allreduceShare),\"peak_rss_mb\":\(rss),\"peak_rss_total_mb\":\(rssTotal)}")
         }
     }
 }

@@ -42,6 +42,8 @@ enum Job {
     /// `collectiveTimeout` seconds (0: forever) aborts the job with a message naming the
     /// operation and the step (`StallWatchdog`).
     ///
+    /// Before `body`, rank 0 warns when the ranks run different OpenBLAS kernels (`RankKernels`).
+    ///
     /// `body` gets the rank's threads too: OPENBLAS_NUM_THREADS (or UNET_THREADS) as the rank's
     /// thread budget, spent on the kernels' own threads around a single-threaded OpenBLAS.
     static func run(collectiveTimeout: Double = 600, _ body: (any Communicator, KernelThreads) throws -> Void) {
@@ -56,6 +58,7 @@ enum Job {
             comm = WatchedCommunicator(world, watchdog: watchdog)
         }
         do {
+            if let warning = try RankKernels.mismatchWarning(comm) { Terminal.writeError(warning + "\n") }
             try body(comm, threads)
         } catch let stop as StoppedBySignal {
             // Alone, the usual status of a program ended by a signal. Under mpirun, 0 on every

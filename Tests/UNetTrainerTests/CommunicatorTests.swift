@@ -1,5 +1,6 @@
 import Testing
 import Distributed
+@testable import Training
 
 /// Every MPI call of the test suite lives in this one serialized suite: Swift Testing runs suites in
 /// parallel, and collectives must be entered in the same order on every rank. `MPI_Finalize` is never
@@ -67,6 +68,33 @@ struct CommunicatorTests {
             try mine.withUnsafeBufferPointer { s in
                 try wrong.withUnsafeMutableBufferPointer { try comm.gather(s, into: $0, counts: [5], root: 0) }
             }
+        }
+    }
+
+    /// Texts of different lengths (the empty one too) arrive on the root whole, in rank order.
+    @Test func gatherTextsInRankOrder() throws {
+        let mine = String(repeating: "é\(comm.rank)", count: comm.rank)
+        for root in 0..<comm.size {
+            let all = try comm.gather(mine, root: root)
+            if comm.rank == root {
+                #expect(all == (0..<comm.size).map { String(repeating: "é\($0)", count: $0) })
+            } else {
+                #expect(all.isEmpty)
+            }
+        }
+    }
+
+    /// The warning about ranks on different OpenBLAS kernels: on rank 0 only, naming each rank's
+    /// type, and none when every rank has the same (so none in a 1-rank job).
+    @Test func differentKernelsOnTheRanksWarnOnRankZero() throws {
+        let alike = try RankKernels.mismatchWarning(comm, coreName: "Haswell")
+        #expect(alike == nil)
+        let mixed = try RankKernels.mismatchWarning(comm, coreName: comm.rank == 1 ? "Zen" : "Haswell")
+        if comm.size > 1 && comm.isRoot {
+            #expect(mixed?.hasPrefix("warning: the ranks run different OpenBLAS kernels (rank 0 Haswell, rank 1 Zen") == true,
+                    "\(mixed ?? "no warning")")
+        } else {
+            #expect(mixed == nil)
         }
     }
 
