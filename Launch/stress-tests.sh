@@ -31,8 +31,8 @@ run() {
     shift 2
     OPENBLAS_NUM_THREADS=1 timeout 1200 swift test --skip-build "$@" >"$log" 2>&1 || status=$?
     local summary failures
-    summary=$(grep -E "Test run with [0-9]+ tests? .*(passed|failed)" "$log" | tail -1 | sed 's/^[^T]*//')
-    failures=$(grep -oE "Test [A-Za-z0-9_]+\([^)]*\) (failed|recorded an issue)" "$log" | awk '{ print $2 }' | sort -u | paste -sd' ' -)
+    summary=$({ grep -E "Test run with [0-9]+ tests? .*(passed|failed)" "$log" || true; } | tail -1 | sed 's/^[^T]*//')
+    failures=$({ grep -oE "Test [A-Za-z0-9_]+\([^)]*\) (failed|recorded an issue)" "$log" || true; } | awk '{ print $2 }' | sort -u | paste -sd' ' -)
     if [ "$status" -eq 0 ]; then
         echo "$label: ok ($((SECONDS - start)) s): ${summary:-no summary}"
         rm -f "$log"
