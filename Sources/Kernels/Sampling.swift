@@ -50,7 +50,8 @@ public enum MaxPool2x2 {
     }
 
     /// Runs `body` on the kernel threads, each with its own range of the batch's images.
-    @inline(__always) static func forEachImageRange(_ batch: Int, on threads: KernelThreads, _ body: (Range<Int>) -> Void) {
+    @inline(__always)
+    static func forEachImageRange(_ batch: Int, on threads: KernelThreads, _ body: (Range<Int>) -> Void) {
         let parts = min(threads.count, batch)
         threads.forEach(parts) { part in body(KernelThreads.range(part, of: parts, count: batch)) }
     }

@@ -146,7 +146,8 @@ enum Bias {
     /// pixel of the batch (160k terms at 64x80x32), which nearly cancel for the last layer.
     /// The kernel threads split the channels, so every sum is added in the same order whatever
     /// their number.
-    static func accumulateGradient(_ d: TensorView, into dBias: UnsafeMutablePointer<Float>, on threads: KernelThreads) {
+    static func accumulateGradient(_ d: TensorView, into dBias: UnsafeMutablePointer<Float>,
+                                   on threads: KernelThreads) {
         let parts = min(threads.count, max(1, d.channels / 8))
         threads.forEach(parts) { part in
             let mine = KernelThreads.range(part, of: parts, count: d.channels)

@@ -35,8 +35,8 @@ import Musl
 /// - backward weights: the adjoint of the forward, `dU[ξ] += V[ξ]^T dM[ξ]` with
 ///   `dM = A dY A^T` per tile, then `dL/dg = G^T dU G`.
 ///
-/// Work is split across the caller's `KernelThreads` by tiles; each thread transforms a block of tiles,
-/// runs the 16 single-threaded GEMMs on it and writes its outputs, so nothing is shared but the
+/// Work is split across the caller's `KernelThreads` by tiles; each thread transforms a block of
+/// tiles, runs the 16 single-threaded GEMMs on it and writes its outputs, so nothing is shared but the
 /// transformed kernel (read only); the kernel gradient is summed per thread and reduced once
 /// (from 128 output channels on, the threads split the output channels instead: one sum). A
 /// layer whose transformed kernel exceeds `defaultKernelBudget` runs in channel slices (see
@@ -297,7 +297,8 @@ public enum Winograd3x3 {
     /// `backwardWeights` for one slice with the threads splitting the tiles: each thread sums
     /// `V^T dM` into a dU of its own, reduced into thread 0's at the end.
     static func backwardWeightsByTiles(input x: Concatenation, output y: TensorView, activation: Activation,
-                                       dOutput dy: TensorView, into part: KernelSlice, threads: Int, pool: KernelThreads,
+                                       dOutput dy: TensorView, into part: KernelSlice,
+                                       threads: Int, pool: KernelThreads,
                                        work: UnsafeMutablePointer<Float>, blocks: UnsafeMutablePointer<Float>) {
         let (ci, sc) = (x.channels, dy.channels)
         let kernelCount = 16 * ci * sc
@@ -336,7 +337,8 @@ public enum Winograd3x3 {
     /// thread goes through every tile, transforming its whole input patch and its part of the
     /// output gradient, and adds `V^T dM` into its columns of the one dU.
     static func backwardWeightsByOutputChannels(input x: Concatenation, output y: TensorView, activation: Activation,
-                                                dOutput dy: TensorView, into part: KernelSlice, threads: Int, pool: KernelThreads,
+                                                dOutput dy: TensorView, into part: KernelSlice,
+                                                threads: Int, pool: KernelThreads,
                                                 work: UnsafeMutablePointer<Float>, blocks: UnsafeMutablePointer<Float>) {
         let (ci, sc) = (x.channels, dy.channels)
         let du = work
