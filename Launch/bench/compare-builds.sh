@@ -52,7 +52,8 @@ for side, name, rs in (("A", sys.argv[2], a), ("B", sys.argv[3], b)):
     print(f"{side} {name} {os.environ.get(side + '_ENV', '')}".rstrip())
     print("  images/s per round:    " + row(rs, "images_per_s", 2))
     print("  median step per round: " + row(rs, "median_step_images_per_s", 2))
-    print("  peak RSS MB (job):     " + row(rs, "peak_rss_total_mb", 0))
+    # The job's peak (builds before issue 14 print only the largest rank's: the same for 1 rank).
+    print("  peak RSS MB (job):     " + " ".join(format(r.get("peak_rss_total_mb", r["peak_rss_mb"]), ".0f") for r in rs))
 ratios = [y["images_per_s"] / x["images_per_s"] for x, y in zip(a, b)]
 print("B / A per round: " + " ".join(format(r, ".3f") for r in ratios) + f"; median {statistics.median(ratios):.3f}")
 PY
