@@ -194,7 +194,7 @@ public struct Checkpoint: Equatable, Sendable {
         defer { H5.close(group) }
         try H5.setAttribute(group, "format_version", Self.formatVersion)
         try H5.setAttribute(group, "configuration", string: configurationJSON, utf8: true)
-        try H5.setAttribute(group, "parameters_fnv1a64", fnv1a64(parameters))
+        try H5.setAttribute(group, "parameters_fnv1a64", FNV1a.hash64(parameters))
         guard let state, let historyJSON else { return }
         let stateGroup = try H5.createGroup(group, "training_state")
         defer { H5.close(stateGroup) }
@@ -216,7 +216,7 @@ public struct Checkpoint: Equatable, Sendable {
                 try H5.writeFloats(stateGroup, name, $0, shape: [values.count])
             }
             defer { H5.close(dataset) }
-            try H5.setAttribute(dataset, "fnv1a64", fnv1a64(values))
+            try H5.setAttribute(dataset, "fnv1a64", FNV1a.hash64(values))
         }
         try H5.writeString(stateGroup, "history", historyJSON)
     }
@@ -342,7 +342,7 @@ public struct Checkpoint: Equatable, Sendable {
     }
 
     private static func verify(_ values: [Float], against stored: UInt64, what: String) throws {
-        let computed = fnv1a64(values)
+        let computed = FNV1a.hash64(values)
         guard computed == stored else {
             throw HDF5Problem("checksum mismatch in \(what) (stored \(hex(stored)), computed \(hex(computed))):"
                 + " the file is corrupt")
@@ -372,17 +372,6 @@ public struct Checkpoint: Equatable, Sendable {
     }
 }
 
-/// 64-bit FNV-1a of the values' float32 little-endian bytes (the host is little-endian, as
-/// DataIO's NPY codec already requires).
-func fnv1a64(_ values: [Float]) -> UInt64 {
-    values.withUnsafeBytes { bytes in
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
-        }
-        return hash
-    }
-}
 
 private func hex(_ value: UInt64) -> String {
     let digits = String(value, radix: 16)

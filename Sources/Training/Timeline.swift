@@ -3,26 +3,10 @@ import Kernels
 
 /// What a span of a rank's time was spent on (the timeline's event names).
 public enum TimelinePhase: Int32, CaseIterable, Sendable {
-    /// One training step, from loading the batch to the end of the Adam update: the other
-    /// step phases lie inside it, in this order.
+    /// One training step, from loading the batch to the end of the Adam update: the step's
+    /// phases (`StepPhase`, the next eight cases, in its order) lie inside it.
     case step
-    /// Copying the step's images and masks into the model's input (a memory copy: the data
-    /// set is in memory).
-    case load
-    case forward
-    /// The Dice loss's three sums over this rank's share.
-    case loss
-    /// The allreduce of the Dice sums (and the stop flag): 4 numbers, so its time is the wait
-    /// for the slowest rank to finish its forward pass, not transfer.
-    case wait
-    /// dL/dprobabilities from the global sums.
-    case lossGradient
-    case backward
-    /// The allreduce of all gradients (one buffer): the transfer, plus any wait for a rank
-    /// whose backward pass is slower.
-    case allreduce
-    /// The gradients' finiteness check and the Adam update.
-    case adam
+    case load, forward, loss, wait, lossGradient, backward, allreduce, adam
     /// The validation pass after an epoch (forward passes and a small allreduce per batch).
     case validation
     /// Rank 0 writing the checkpoints and the metrics log (the other ranks go on to the next
@@ -37,24 +21,28 @@ public enum TimelinePhase: Int32, CaseIterable, Sendable {
     /// Gathering the timeline's events to rank 0 (once per epoch).
     case gather
 
+    /// A step's phase.
+    public init(_ phase: StepPhase) {
+        self.init(rawValue: TimelinePhase.step.rawValue + 1 + Int32(phase.rawValue))!
+    }
+
+    /// The step phase this is, if it is one.
+    public var stepPhase: StepPhase? {
+        StepPhase(rawValue: Int(rawValue - TimelinePhase.step.rawValue - 1))
+    }
+
     /// The event's name in the trace.
     public var name: String {
-        switch self {
+        if let stepPhase { return stepPhase.name }
+        return switch self {
         case .step: "step"
-        case .load: "load"
-        case .forward: "forward"
-        case .loss: "loss"
-        case .wait: "wait"
-        case .lossGradient: "loss_gradient"
-        case .backward: "backward"
-        case .allreduce: "allreduce"
-        case .adam: "adam"
         case .validation: "validation"
         case .checkpoint: "checkpoint"
         case .replicaCheck: "replica_check"
         case .readData: "read_data"
         case .broadcast: "broadcast"
         case .gather: "timeline_gather"
+        case .load, .forward, .loss, .wait, .lossGradient, .backward, .allreduce, .adam: stepPhase!.name
         }
     }
 
@@ -113,8 +101,8 @@ public final class Timeline {
     /// room for its steps, as `Trainer.trainEpoch` does).
     public private(set) var dropped = 0
 
-    /// The events of a training step (`step` and its 8 phases).
-    public static let eventsPerStep = 9
+    /// The events of a training step (`step` and its phases).
+    public static let eventsPerStep = 1 + StepPhase.allCases.count
 
     public init(rank: Int, origin: Double = monotonicSeconds(), capacity: Int = 256) {
         self.rank = rank
@@ -151,14 +139,10 @@ public final class Timeline {
     public func record(_ clock: StepClock, epoch: Int, step: Int) {
         guard events.count + Self.eventsPerStep <= events.capacity else { dropped += 1; return }
         append(.step, epoch, step, clock.start, clock.end)
-        append(.load, epoch, step, clock.start, clock.loaded)
-        append(.forward, epoch, step, clock.loaded, clock.forwarded)
-        append(.loss, epoch, step, clock.forwarded, clock.lossComputed)
-        append(.wait, epoch, step, clock.lossComputed, clock.synchronized)
-        append(.lossGradient, epoch, step, clock.synchronized, clock.lossGradient)
-        append(.backward, epoch, step, clock.lossGradient, clock.backwarded)
-        append(.allreduce, epoch, step, clock.backwarded, clock.reduced)
-        append(.adam, epoch, step, clock.reduced, clock.end)
+        for phase in StepPhase.allCases {
+            let span = clock.span(phase)
+            append(TimelinePhase(phase), epoch, step, span.start, span.end)
+        }
     }
 
     /// Times `body` as one span.

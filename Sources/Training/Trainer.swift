@@ -1,3 +1,4 @@
+import DataIO
 import Distributed
 import Kernels
 import Model
@@ -40,6 +41,34 @@ public struct EpochProgress: Equatable, Sendable {
     }
 }
 
+/// The phases of a training step, in order: the one list that the timeline, the `--verbose`
+/// lines, the per-epoch totals and the help texts all use.
+public enum StepPhase: Int, CaseIterable, Sendable {
+    /// Copying the rank's share of the batch into the model's input (a memory copy: the data set
+    /// is in memory).
+    case load
+    case forward
+    /// The Dice sums of the rank's share.
+    case loss
+    /// The allreduce of the Dice sums and the stop flag: 4 numbers, so its time is the wait for
+    /// the slowest rank's forward pass, not transfer.
+    case wait
+    /// dL/dprobabilities from the global sums.
+    case lossGradient
+    case backward
+    /// The allreduce of all gradients (one buffer): the transfer, plus any wait for a rank whose
+    /// backward pass is slower.
+    case allreduce
+    /// The finiteness check and the Adam update.
+    case adam
+
+    /// The phase's name in the timeline and the `--verbose` lines.
+    public var name: String { self == .lossGradient ? "loss_gradient" : "\(self)" }
+
+    /// "load, forward, ..., adam" (for help texts).
+    public static var names: String { allCases.map(\.name).joined(separator: ", ") }
+}
+
 /// The monotonic clock readings (seconds) that bound the phases of one training step, in
 /// order: `start` (before loading the batch), `loaded`, `forwarded`, `lossComputed` (the Dice
 /// sums of this rank's share), `synchronized` (the sums allreduced: the wait for the slowest
@@ -58,14 +87,25 @@ public struct StepClock: Equatable, Sendable {
 
     public init() {}
 
-    public var load: Double { loaded - start }
-    public var forward: Double { forwarded - loaded }
-    /// The Dice sums and the loss gradient.
-    public var loss: Double { (lossComputed - forwarded) + (lossGradient - synchronized) }
-    public var wait: Double { synchronized - lossComputed }
-    public var backward: Double { backwarded - lossGradient }
-    public var allreduce: Double { reduced - backwarded }
-    public var adam: Double { end - reduced }
+    /// The readings that open and close `phase`.
+    public func span(_ phase: StepPhase) -> (start: Double, end: Double) {
+        switch phase {
+        case .load: (start, loaded)
+        case .forward: (loaded, forwarded)
+        case .loss: (forwarded, lossComputed)
+        case .wait: (lossComputed, synchronized)
+        case .lossGradient: (synchronized, lossGradient)
+        case .backward: (lossGradient, backwarded)
+        case .allreduce: (backwarded, reduced)
+        case .adam: (reduced, end)
+        }
+    }
+
+    public func seconds(_ phase: StepPhase) -> Double {
+        let span = span(phase)
+        return span.end - span.start
+    }
+
     public var total: Double { end - start }
 }
 
@@ -298,9 +338,9 @@ public final class Trainer {
         adam.update(parameters: &model.parameters, gradients: model.gradients)
         clock.end = monotonicSeconds()
         lastStep = clock
-        lossSeconds += clock.loss
-        allreduceSeconds += clock.allreduce
-        adamSeconds += clock.adam
+        lossSeconds += clock.seconds(.loss) + clock.seconds(.lossGradient)
+        allreduceSeconds += clock.seconds(.allreduce)
+        adamSeconds += clock.seconds(.adam)
         timeline?.record(clock, epoch: position.epoch, step: position.step)
         return sums
     }
@@ -446,13 +486,7 @@ public final class Trainer {
         }
     }
 
-    /// A 64-bit fingerprint of a Float buffer's bit patterns (FNV-1a over 32-bit words).
-    public static func fingerprint(_ values: [Float]) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        values.withUnsafeBufferPointer { v in
-            for x in v { h = (h ^ UInt64(x.bitPattern)) &* 0x0000_0100_0000_01b3 }
-        }
-        return h
-    }
+    /// A 64-bit fingerprint of a Float buffer: FNV-1a of its bytes, as checkpoints store it.
+    public static func fingerprint(_ values: [Float]) -> UInt64 { FNV1a.hash64(values) }
 }
 

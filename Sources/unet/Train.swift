@@ -45,9 +45,10 @@ struct Train: ParsableCommand {
                 val_dice 0.3712  val_kaggle 0.5120  36.0 img/s  41.3 s  (saved)
             (one line). Notes (data sizes, resuming) and a closing summary go
             to stderr. --quiet keeps only warnings, errors and the summary;
-            --verbose adds a line per step (its loss, and milliseconds in load,
-            forward, loss, wait, backward, allreduce, adam) and per epoch the
-            time by phase and by kind of layer.
+            --verbose adds a line per step, its loss and the milliseconds of
+            each phase:
+              \(StepPhase.names)
+            and per epoch the time by phase and by kind of layer.
 
             Examples:
               unet train --data data --checkpoint unet.h5 --epochs 20
@@ -167,21 +168,29 @@ struct Train: ParsableCommand {
             say.detail("train: metrics log \(metricsLog.path)\(options.timeline.map { ", timeline \($0)" } ?? "")")
         }
 
+        var history = resumed?.state?.history ?? []
+        var best = resumed?.state?.bestScore
+        /// The checkpoint of the run as it stands after `epoch` epochs and, when it stopped in
+        /// the middle of the next, the steps done there: the one place the training state is made.
+        func snapshot(after epoch: Int, within: Training.EpochProgress = Training.EpochProgress()) -> Checkpoint {
+            var state = TrainingState(epoch: epoch, adamStep: trainer.adam.step, adamM: trainer.adam.m, adamV: trainer.adam.v,
+                                      learningRate: options.lr, mean: normalisation.mean, std: normalisation.std, seed: seed,
+                                      bestScore: best, history: history)
+            (state.epochStep, state.epochLossSum, state.epochImages, state.epochSeconds) =
+                (within.step, within.weightedLoss, within.images, within.seconds)
+            return Checkpoint(configuration: config, parameters: model.parameters, state: state)
+        }
+
         if options.epochs == 0 {
             // The initial state (epoch 0): to start another framework from our weights, or to
             // resume from later.
             guard root else { return }
-            let state = TrainingState(epoch: 0, adamStep: trainer.adam.step, adamM: trainer.adam.m, adamV: trainer.adam.v,
-                                      learningRate: options.lr, mean: normalisation.mean, std: normalisation.std, seed: seed,
-                                      bestScore: nil, history: [])
-            let snapshot = Checkpoint(configuration: config, parameters: model.parameters, state: state)
-            try snapshot.write(to: lastPath)
-            try snapshot.write(to: checkpoint)
+            let initial = snapshot(after: 0)
+            try initial.write(to: lastPath)
+            try initial.write(to: checkpoint)
             say.summary("train: --epochs 0: wrote the initial weights to \(checkpoint) and \(lastPath)")
             return
         }
-        var history = resumed?.state?.history ?? []
-        var best = resumed?.state?.bestScore
         let bar = EpochBar(enabled: root && options.verbosity == .normal)
         var phases = PhaseTotals()  // --verbose: rank 0's time by phase in the epoch
         model.profiling = root && options.verbosity == .verbose  // the layer times --verbose prints
@@ -211,13 +220,8 @@ struct Train: ParsableCommand {
                 let signal = StopSignal.received
                 let name = StopSignal.name(signal)
                 if root {
-                    var state = TrainingState(epoch: epoch - 1, adamStep: trainer.adam.step, adamM: trainer.adam.m,
-                                              adamV: trainer.adam.v, learningRate: options.lr, mean: normalisation.mean,
-                                              std: normalisation.std, seed: seed, bestScore: best, history: history)
-                    (state.epochStep, state.epochLossSum, state.epochImages, state.epochSeconds) =
-                        (at.step, at.weightedLoss, at.images, at.seconds)
                     let saveStart = monotonicSeconds()
-                    try Checkpoint(configuration: config, parameters: model.parameters, state: state).write(to: lastPath)
+                    try snapshot(after: epoch - 1, within: at).write(to: lastPath)
                     timeline?.record(.checkpoint, epoch: epoch, from: saveStart, to: monotonicSeconds())
                     bar.clear()
                     say.summary("train: stopped by \(name) in epoch \(epoch) after step \(at.step) (Adam step \(trainer.adam.step));"
@@ -242,14 +246,11 @@ struct Train: ParsableCommand {
                 let score = validation?.loss ?? metrics.loss
                 let improved = best.map { score < $0 } ?? true
                 if improved { best = score }
-                let state = TrainingState(epoch: epoch, adamStep: trainer.adam.step, adamM: trainer.adam.m, adamV: trainer.adam.v,
-                                          learningRate: options.lr, mean: normalisation.mean, std: normalisation.std, seed: seed,
-                                          bestScore: best, history: history)
-                let snapshot = Checkpoint(configuration: config, parameters: model.parameters, state: state)
+                let saved = snapshot(after: epoch)
                 // The checkpoints first, then the log's row: the log is never ahead of them.
                 let saveStart = monotonicSeconds()
-                try snapshot.write(to: lastPath)
-                if improved { try snapshot.write(to: checkpoint) }
+                try saved.write(to: lastPath)
+                if improved { try saved.write(to: checkpoint) }
                 try metricsLog.append(record, learningRate: options.lr)
                 let saveEnd = monotonicSeconds()
                 timeline?.record(.checkpoint, epoch: epoch, from: saveStart, to: saveEnd)
@@ -289,8 +290,7 @@ struct Train: ParsableCommand {
         func ms(_ seconds: Double) -> String { String(format: "%.1f", seconds * 1000) }
         return String(format: "  epoch %d step %d/%d  batch_loss %.4f  loss %.4f  dice %.4f  ms: ", p.epoch, p.step, p.steps,
                       p.batchLoss, p.loss, p.dice)
-            + "load \(ms(c.load))  forward \(ms(c.forward))  loss \(ms(c.loss))  wait \(ms(c.wait))  backward \(ms(c.backward))"
-            + "  allreduce \(ms(c.allreduce))  adam \(ms(c.adam))  step \(ms(c.total))"
+            + StepPhase.allCases.map { "\($0.name) \(ms(c.seconds($0)))" }.joined(separator: "  ") + "  step \(ms(c.total))"
     }
 }
 
@@ -336,21 +336,21 @@ struct Say {
 /// `--verbose`: rank 0's time by phase over an epoch's steps.
 struct PhaseTotals {
     var steps = 0
-    var load = 0.0, forward = 0.0, loss = 0.0, wait = 0.0, backward = 0.0, allreduce = 0.0, adam = 0.0, total = 0.0
+    var seconds = [Double](repeating: 0, count: StepPhase.allCases.count), total = 0.0
 
     mutating func add(_ c: StepClock) {
         steps += 1
-        load += c.load; forward += c.forward; loss += c.loss; wait += c.wait
-        backward += c.backward; allreduce += c.allreduce; adam += c.adam; total += c.total
+        for phase in StepPhase.allCases { seconds[phase.rawValue] += c.seconds(phase) }
+        total += c.total
     }
 
     func line(epoch: Int, layers: UNet.LayerTimes, validation: Double?, checkpoint: Double) -> String {
         func s(_ x: Double) -> String { String(format: "%.2f s", x) }
         func share(_ x: Double) -> String { total > 0 ? String(format: " (%.0f%%)", 100 * x / total) : "" }
         var text = "  epoch \(epoch) on rank 0: \(steps) steps \(s(total)):"
-        for (name, x) in [("load", load), ("forward", forward), ("loss", loss), ("wait", wait), ("backward", backward),
-                          ("allreduce", allreduce), ("adam", adam)] {
-            text += " \(name) \(s(x))\(share(x)),"
+        for phase in StepPhase.allCases {
+            let x = seconds[phase.rawValue]
+            text += " \(phase.name) \(s(x))\(share(x)),"
         }
         text += " layers: conv forward \(s(layers.convolutionForward)), conv backward data \(s(layers.convolutionBackwardData)),"
         text += " conv backward weights \(s(layers.convolutionBackwardWeights)), pooling \(s(layers.pooling)),"
@@ -429,15 +429,14 @@ struct TrainingOptions: ParsableArguments {
         log is written as usual).
         """) var quiet = false
     @Flag(name: [.short, .long], help: """
-        Print a line per step (loss; milliseconds in load, forward, loss, wait, backward, \
-        allreduce and adam, on rank 0) instead of the bar, and per epoch the time by phase and \
-        by kind of layer.
+        Print a line per step (loss; milliseconds in each phase, \(StepPhase.names); on \
+        rank 0) instead of the bar, and per epoch the time by phase and by kind of layer.
         """) var verbose = false
     @Option(help: ArgumentHelp("""
         Write a Chrome trace of where every rank's time goes to this file (JSON; open it in \
-        chrome://tracing or https://ui.perfetto.dev): per step load, forward, loss, wait (the \
-        Dice sums' allreduce: waiting for the slowest rank), backward, allreduce, adam; per \
-        epoch validation, replica check, checkpoint; rewritten after every epoch.
+        chrome://tracing or https://ui.perfetto.dev): per step its phases, \(StepPhase.names) \
+        (wait: the Dice sums' allreduce, waiting for the slowest rank); per epoch validation, \
+        replica check, checkpoint; rewritten after every epoch.
         """, valueName: "file")) var timeline: String?
 
     var verbosity: Verbosity { quiet ? .quiet : verbose ? .verbose : .normal }

@@ -93,7 +93,7 @@ import Training
         let elapsed = now - last.started
         #expect(elapsed > 0 && abs(last.imagesPerSecond(now: now) - 4 / elapsed) < 1e-9 * (4 / elapsed))
         #expect(last.secondsLeft(now: now) == 0)
-        #expect(abs(last.dice + last.loss) == 0 && last.clock.total > 0 && last.clock.forward > 0 && last.clock.backward > 0)
+        #expect(abs(last.dice + last.loss) == 0 && last.clock.total > 0 && last.clock.seconds(.forward) > 0 && last.clock.seconds(.backward) > 0)
         let first = seen[0]
         #expect(first.secondsLeft(now: first.clock.end).map { $0 > 0 } == true)
     }
