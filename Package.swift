@@ -45,8 +45,9 @@ let package = Package(
         // MARK: Training: Dice loss and Kaggle score, Adam, the training loop.
         .target(name: "Training", dependencies: ["Model", "Kernels", "Random", "DataIO", "Distributed"]),
 
-        // MARK: Checkpoints: HDF5 files in Keras' legacy .h5 weights layout, plus the training state.
-        .target(name: "Checkpoint", dependencies: ["CHDF5", "Model", "DataIO"]),
+        // MARK: Checkpoints: HDF5 files in Keras' legacy .h5 weights layout, plus the training state
+        // (the types of Training's run, stored).
+        .target(name: "Checkpoint", dependencies: ["CHDF5", "Model", "DataIO", "Training"]),
 
         // MARK: Seeded, portable randomness (data generation, shuffles, initialisation).
         .target(name: "Random"),

@@ -1,4 +1,5 @@
 import DataIO
+import Training
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import Training
 import DataIO
 import Foundation
 import Model

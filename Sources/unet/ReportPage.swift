@@ -1,4 +1,5 @@
 import Checkpoint
+import Training
 import Foundation
 import Model
 

@@ -67,8 +67,8 @@ struct Train: ParsableCommand {
     }
 
     /// Rank 0 reads the data (and the checkpoint when resuming), preprocesses, and broadcasts the
-    /// arrays and the starting state; every rank then runs the same loop; rank 0 alone logs and
-    /// writes checkpoints, the metrics log and the timeline.
+    /// arrays; `TrainingRun` does the rest (the epochs, the best, the saves, a stop); this prints
+    /// what happens, on rank 0, and writes the timeline.
     func train(_ comm: any Communicator, threads: KernelThreads) throws {
         comm.annotate(CollectiveContext("setup"))
         let config = options.modelConfiguration
@@ -78,8 +78,8 @@ struct Train: ParsableCommand {
             throw ValidationError("--batch-size \(options.batchSize) is smaller than the job's \(comm.size) ranks: every rank needs at least one image per step")
         }
         let runStart = monotonicSeconds()
-        let lastPath = lastCheckpointPath(checkpoint)
-        let metricsLog = MetricsLog(besideCheckpoint: checkpoint)
+        let files = RunFiles(configuration: config, best: checkpoint, latest: lastCheckpointPath(checkpoint),
+                             log: MetricsLog(besideCheckpoint: checkpoint))
         // The timeline: every rank records, rank 0 writes (an empty trace first, so an
         // unwritable path fails now rather than after the first epoch).
         let timeline = options.timeline == nil ? nil : try Timeline.synchronized(over: comm)
@@ -91,8 +91,7 @@ struct Train: ParsableCommand {
 
         var trainSet = Samples(rows: options.rows, cols: options.cols, images: [])
         var validationSet = trainSet
-        var resumed: Checkpoint? = nil
-        var seed = options.seed
+        var resumed: (parameters: [Float], state: TrainingState)? = nil
         var normalisation: (mean: Float, std: Float) = (0, 1)  // rank 0's; only it writes checkpoints
         let readStart = monotonicSeconds()
         if root {
@@ -101,21 +100,23 @@ struct Train: ParsableCommand {
             // The checkpoint's folder is made if missing, as Keras' ModelCheckpoint does.
             try createFolders(containing: checkpoint)
             if options.resume {
-                if fileExists(lastPath) {
-                    let last = try Checkpoint.read(from: lastPath, expecting: config)
-                    guard let state = last.state else { throw DataError(lastPath, "has no training state to resume from") }
-                    if state.seed != seed {
-                        say.warning("train: resuming with the checkpoint's seed \(state.seed) (not --seed \(seed)), so the shuffles continue as they began")
-                        seed = state.seed
+                if fileExists(files.latest) {
+                    let last = try Checkpoint.read(from: files.latest, expecting: config)
+                    guard let state = last.state else { throw DataError(files.latest, "has no training state to resume from") }
+                    if state.seed != options.seed {
+                        say.warning("train: resuming with the checkpoint's seed \(state.seed) (not --seed \(options.seed)), so the shuffles continue as they began")
                     }
-                    resumed = last
+                    if state.learningRate != options.lr {
+                        say.warning("train: continuing with --lr \(options.lr) (the checkpoint was trained with \(state.learningRate))")
+                    }
+                    resumed = (last.parameters, state)
                 } else {
-                    say.warning("train: --resume: no \(lastPath) yet, starting from scratch")
+                    say.warning("train: --resume: no \(files.latest) yet, starting from scratch")
                 }
             }
             var (all, subjects) = try DataFolder(path: data).loadTraining(rows: options.rows, cols: options.cols)
             let (trainIndices, validationIndices) = Preprocessing.splitBySubject(subjects, fraction: options.validationSplit)
-            let (mean, std) = resumed?.state.map { ($0.mean, $0.std) } ?? Preprocessing.meanAndStd(all.subset(trainIndices).images)
+            let (mean, std) = resumed.map { ($0.state.mean, $0.state.std) } ?? Preprocessing.meanAndStd(all.subset(trainIndices).images)
             Preprocessing.normalize(&all.images, mean: mean, std: std)
             normalisation = (mean, std)
             trainSet = all.subset(trainIndices)
@@ -128,67 +129,33 @@ struct Train: ParsableCommand {
             say.note("train: \(trainSet.count) training images, \(validationSet.count) validation images (\(heldSubjects) subjects held out); \(config); \(config.parameterCount) parameters; \(comm.size) rank\(comm.size == 1 ? "" : "s")")
             timeline?.record(.readData, epoch: 0, from: readStart, to: monotonicSeconds())
         }
-        // Every rank gets the preprocessed arrays and the starting point from rank 0.
+        // Every rank gets the starting point, the preprocessed arrays and the state from rank 0.
         let broadcastStart = monotonicSeconds()
-        let position = resumed?.state
-        let header = try comm.broadcast((Int64(position?.epoch ?? 0), seed, Int64(position?.epochStep ?? 0),
-                                         position?.epochLossSum ?? 0, Int64(position?.epochImages ?? 0),
-                                         position?.epochSeconds ?? 0), root: 0)
-        let startEpoch = Int(header.0)
-        seed = header.1
-        // Where the first epoch starts: after the steps a stopped run (SIGTERM) already trained.
-        var firstEpochProgress = Training.EpochProgress(step: Int(header.2), weightedLoss: header.3,
-                                                        images: Int(header.4), seconds: header.5)
-        if startEpoch >= options.epochs && !(startEpoch == 0 && options.epochs == 0) {
-            say.summary("train: \(lastPath) already holds epoch \(startEpoch) of \(options.epochs): nothing to do")
+        let start = try TrainingRun.Start.agreed(seed: options.seed, resuming: resumed?.state, over: comm)
+        if start.epochsDone >= options.epochs && !(start.epochsDone == 0 && options.epochs == 0) {
+            say.summary("train: \(files.latest) already holds epoch \(start.epochsDone) of \(options.epochs): nothing to do")
             return
         }
         try trainSet.broadcast(comm)
         try validationSet.broadcast(comm)
         let globalBatch = min(options.batchSize, trainSet.count)
-        let model = try UNet(configuration: config, seed: seed,
+        let model = try UNet(configuration: config, seed: start.seed,
                              maxBatch: Trainer.localBatchSize(globalBatch, ranks: comm.size), threads: threads)
-        var adam = Adam(parameterCount: config.parameterCount, learningRate: options.lr)
-        if let last = resumed, let state = last.state {
-            model.parameters = last.parameters
-            (adam.m, adam.v, adam.step) = (state.adamM, state.adamV, state.adamStep)
-            if state.learningRate != options.lr {
-                say.warning("train: continuing with --lr \(options.lr) (the checkpoint was trained with \(state.learningRate))")
-            }
+        let trainer = Trainer(model: model, adam: Adam(parameterCount: config.parameterCount, learningRate: options.lr),
+                              batchSize: globalBatch, seed: start.seed, communicator: comm)
+        if let state = resumed?.state {
             let within = state.epochStep > 0 ? ", step \(state.epochStep) of epoch \(state.epoch + 1)" : ""
-            say.note("train: resuming after epoch \(state.epoch)\(within) (Adam step \(state.adamStep)) from \(lastPath)")
+            say.note("train: resuming after epoch \(state.epoch)\(within) (Adam step \(state.adamStep)) from \(files.latest)")
         }
-        let trainer = Trainer(model: model, adam: adam, batchSize: globalBatch, seed: seed, communicator: comm)
-        try trainer.broadcastState()
+        let run = try TrainingRun(trainer: trainer, start: start, learningRate: options.lr, normalisation: normalisation,
+                                  resumed: resumed, store: root ? files : nil)
         timeline?.record(.broadcast, epoch: 0, from: broadcastStart, to: monotonicSeconds())
         trainer.timeline = timeline
-        // The metrics log starts as the checkpoint's history (nothing for a fresh run).
-        if root {
-            try metricsLog.start(with: resumed?.state?.history ?? [], learningRate: resumed?.state?.learningRate ?? options.lr)
-            say.detail("train: metrics log \(metricsLog.path)\(options.timeline.map { ", timeline \($0)" } ?? "")")
-        }
-
-        var history = resumed?.state?.history ?? []
-        var best = resumed?.state?.bestScore
-        /// The checkpoint of the run as it stands after `epoch` epochs and, when it stopped in
-        /// the middle of the next, the steps done there: the one place the training state is made.
-        func snapshot(after epoch: Int, within: Training.EpochProgress = Training.EpochProgress()) -> Checkpoint {
-            var state = TrainingState(epoch: epoch, adamStep: trainer.adam.step, adamM: trainer.adam.m, adamV: trainer.adam.v,
-                                      learningRate: options.lr, mean: normalisation.mean, std: normalisation.std, seed: seed,
-                                      bestScore: best, history: history)
-            (state.epochStep, state.epochLossSum, state.epochImages, state.epochSeconds) =
-                (within.step, within.weightedLoss, within.images, within.seconds)
-            return Checkpoint(configuration: config, parameters: model.parameters, state: state)
-        }
+        say.detail("train: metrics log \(files.log.path)\(options.timeline.map { ", timeline \($0)" } ?? "")")
 
         if options.epochs == 0 {
-            // The initial state (epoch 0): to start another framework from our weights, or to
-            // resume from later.
-            guard root else { return }
-            let initial = snapshot(after: 0)
-            try initial.write(to: lastPath)
-            try initial.write(to: checkpoint)
-            say.summary("train: --epochs 0: wrote the initial weights to \(checkpoint) and \(lastPath)")
+            try run.saveInitial()
+            say.summary("train: --epochs 0: wrote the initial weights to \(checkpoint) and \(files.latest)")
             return
         }
         let bar = EpochBar(enabled: root && options.verbosity == .normal)
@@ -197,10 +164,13 @@ struct Train: ParsableCommand {
         let hooks = TestHooks(rank: comm.rank)
         StopSignal.install()
         trainer.stopRequested = { StopSignal.received != 0 }
-        for epoch in (startEpoch + 1)...options.epochs {
+        while run.epochsDone < options.epochs {
+            let epoch = run.epochsDone + 1
             phases = PhaseTotals()
             model.times = UNet.LayerTimes()
-            let outcome = try trainer.trainEpoch(trainSet, epoch: epoch, from: firstEpochProgress) { progress in
+            var layers = UNet.LayerTimes()  // the epoch's steps' (not the validation pass's)
+            let result = try run.trainEpoch(trainSet, validation: validationSet) { progress in
+                if progress.step == progress.steps { layers = model.times }
                 if root {
                     bar.update(progress, of: options.epochs)
                     if options.verbosity == .verbose {
@@ -209,67 +179,38 @@ struct Train: ParsableCommand {
                     }
                 }
                 hooks.afterStep(trainer.adam.step)
-            }
-            firstEpochProgress = Training.EpochProgress()
-            let metrics: PassMetrics
-            switch outcome {
-            case .completed(let m):
-                metrics = m
-            case .stopped(let at):
-                // Every rank stops after the same step; rank 0 records where, then all exit.
-                let signal = StopSignal.received
-                let name = StopSignal.name(signal)
-                if root {
-                    let saveStart = monotonicSeconds()
-                    try snapshot(after: epoch - 1, within: at).write(to: lastPath)
-                    timeline?.record(.checkpoint, epoch: epoch, from: saveStart, to: monotonicSeconds())
-                    bar.clear()
-                    say.summary("train: stopped by \(name) in epoch \(epoch) after step \(at.step) (Adam step \(trainer.adam.step));"
-                        + " saved \(lastPath); continue with --resume")
+                if hooks.corruptRank == comm.rank && progress.step == progress.steps {
+                    // Test hook (Launch/test.sh): one replica drifts, and the replica check must catch it.
+                    model.parameters[0] = model.parameters[0].nextUp
                 }
+            }
+            switch result {
+            case .stopped(let at):
+                // Every rank stops after the same step; rank 0 saved where, then all exit.
+                let signal = StopSignal.received
+                bar.clear()
+                say.summary("train: stopped by \(StopSignal.name(signal)) in epoch \(epoch) after step \(at.step) (Adam step \(trainer.adam.step));"
+                    + " saved \(files.latest); continue with --resume")
                 try trace.gatherAndWrite(epoch: epoch)
                 throw StoppedBySignal(signal: signal == 0 ? SIGTERM : signal)
-            }
-            let layers = model.times
-            if hooks.corruptRank == comm.rank {
-                // Test hook (Launch/test.sh): one replica drifts, and the check below must catch it.
-                model.parameters[0] = model.parameters[0].nextUp
-            }
-            try trainer.checkReplicas()
-            let validation = validationSet.count > 0 ? try trainer.evaluate(validationSet) : nil
-            if root {
-                let record = EpochRecord(epoch: epoch, loss: metrics.loss, dice: metrics.dice,
-                                         valLoss: validation?.loss, valDice: validation?.dice, valKaggle: validation?.kaggle,
-                                         imagesPerSecond: metrics.imagesPerSecond,
-                                         seconds: metrics.seconds + (validation?.seconds ?? 0), learningRate: options.lr)
-                history.append(record)
-                let score = validation?.loss ?? metrics.loss
-                let improved = best.map { score < $0 } ?? true
-                if improved { best = score }
-                let saved = snapshot(after: epoch)
-                // The checkpoints first, then the log's row: the log is never ahead of them.
-                let saveStart = monotonicSeconds()
-                try saved.write(to: lastPath)
-                if improved { try saved.write(to: checkpoint) }
-                try metricsLog.append(record, learningRate: options.lr)
-                let saveEnd = monotonicSeconds()
-                timeline?.record(.checkpoint, epoch: epoch, from: saveStart, to: saveEnd)
+            case .completed(let end):
                 bar.clear()
-                say.epoch(Self.line(record, of: options.epochs, saved: improved))
+                say.epoch(Self.line(end.record, of: options.epochs, saved: end.improved))
                 if options.verbosity == .verbose {
-                    say.line(phases.line(epoch: epoch, layers: layers, validation: validation?.seconds, checkpoint: saveEnd - saveStart))
+                    say.line(phases.line(epoch: epoch, layers: layers, validation: end.validation?.seconds,
+                                         checkpoint: end.saveSeconds))
                 }
             }
             try trace.gatherAndWrite(epoch: epoch)
         }
         if root {
-            let trained = startEpoch + 1 == options.epochs ? "epoch \(options.epochs)" : "epochs \(startEpoch + 1)-\(options.epochs)"
+            let trained = start.epochsDone + 1 == options.epochs ? "epoch \(options.epochs)" : "epochs \(start.epochsDone + 1)-\(options.epochs)"
             var summary = "train: done: \(trained) of \(options.epochs) in \(shortDuration(monotonicSeconds() - runStart))"
-            if let top = history.min(by: { ($0.valLoss ?? $0.loss) < ($1.valLoss ?? $1.loss) }) {
+            if let top = run.history.min(by: { TrainingRun.score($0) < TrainingRun.score($1) }) {
                 let what = top.valLoss == nil ? "loss" : "val_loss"
-                summary += String(format: "; best %@ (epoch %d, %@ %.4f)", checkpoint, top.epoch, what, top.valLoss ?? top.loss)
+                summary += String(format: "; best %@ (epoch %d, %@ %.4f)", checkpoint, top.epoch, what, TrainingRun.score(top))
             }
-            summary += "; latest \(lastPath); metrics \(metricsLog.path)"
+            summary += "; latest \(files.latest); metrics \(files.log.path)"
             if let path = options.timeline { summary += "; timeline \(path)" }
             say.summary(summary)
         }

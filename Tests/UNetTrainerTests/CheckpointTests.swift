@@ -1,5 +1,6 @@
 import CHDF5
 @testable import Checkpoint
+import Training
 import DataIO
 import Foundation
 import Model

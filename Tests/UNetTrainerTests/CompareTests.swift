@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Checkpoint
+import Training
 import Model
 
 /// `unet compare` as a user runs it: identical, slightly and clearly different checkpoints, the
