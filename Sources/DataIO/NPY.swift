@@ -186,21 +186,47 @@ public enum NPY {
     public static func loadImageStack(_ path: String) throws -> NDArray<UInt8> {
         try withOpenFile(path) { file in
             let header = try file.readHeader()
-            let shape = header.shape
-            guard header.dtype == .uint8 else {
-                throw DataError(path, "expected a uint8 (|u1) image stack, found dtype \(header.dtype)")
-            }
-            let stackShape: [Int]
-            if shape.count == 3 {
-                stackShape = shape
-            } else if shape.count == 4 && shape[1] == 1 {
-                stackShape = [shape[0], shape[2], shape[3]]
-            } else {
-                throw DataError(path, "expected an image stack of shape (N, H, W) or (N, 1, H, W),"
-                    + " found shape \(pythonTuple(shape))")
-            }
-            return NDArray(shape: stackShape, scalars: try file.readData(header))
+            return NDArray(shape: try imageStackShape(header, path), scalars: try file.readData(header))
         }
+    }
+
+    /// The same stack read `chunk` images at a time into one buffer, reused: `body(first,
+    /// images)` gets images `first..<first + n` (n = chunk, or what is left), (n, H, W) bytes.
+    /// Returns the stack's shape (N, H, W). Memory: one chunk, whatever the file's size.
+    @discardableResult
+    public static func forEachImageChunk(_ path: String, chunk: Int,
+                                         _ body: (_ first: Int, _ images: UnsafeBufferPointer<UInt8>) throws -> Void)
+        throws -> [Int] {
+        precondition(chunk >= 1)
+        return try withOpenFile(path) { file in
+            let header = try file.readHeader()
+            let shape = try imageStackShape(header, path)
+            let plane = shape[1] * shape[2]
+            let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: min(chunk, max(shape[0], 1)) * plane)
+            defer { buffer.deallocate() }
+            var first = 0
+            while first < shape[0] {
+                let n = min(chunk, shape[0] - first)
+                let part = UnsafeMutableBufferPointer(rebasing: buffer[0..<(n * plane)])
+                try file.readDataChunk(into: UnsafeMutableRawBufferPointer(part), of: header)
+                try body(first, UnsafeBufferPointer(part))
+                first += n
+            }
+            return shape
+        }
+    }
+
+    /// (N, H, W) of a uint8 image stack's header: (N, H, W) as it is, (N, 1, H, W) as the Keras
+    /// tutorial saved them.
+    public static func imageStackShape(_ header: NPYHeader, _ path: String) throws -> [Int] {
+        let shape = header.shape
+        guard header.dtype == .uint8 else {
+            throw DataError(path, "expected a uint8 (|u1) image stack, found dtype \(header.dtype)")
+        }
+        if shape.count == 3 { return shape }
+        if shape.count == 4 && shape[1] == 1 { return [shape[0], shape[2], shape[3]] }
+        throw DataError(path, "expected an image stack of shape (N, H, W) or (N, 1, H, W),"
+            + " found shape \(pythonTuple(shape))")
     }
 
     /// Writes `array` as a .npy file, byte for byte as NumPy 2.4's `np.save` (for `version: nil`)

@@ -103,6 +103,16 @@ struct NPYFile {
         }
     }
 
+    /// Fills `buffer` with the next bytes of the data described by `header` (checked against the
+    /// file size when the header was read): a shorter read means the file shrank.
+    func readDataChunk(into buffer: UnsafeMutableRawBufferPointer, of header: NPYHeader) throws {
+        let got = try readFully(into: buffer)
+        guard got == buffer.count else {
+            throw DataError(path, "truncated body: header shape \(pythonTuple(header.shape))"
+                + " of \(header.dtype) needs \(header.dataLength) bytes, the file ended early")
+        }
+    }
+
     /// Reads up to `count` bytes (fewer only at end of file).
     private func readBytes(_ count: Int) throws -> [UInt8] {
         try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in

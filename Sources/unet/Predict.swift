@@ -59,7 +59,7 @@ struct Predict: ParsableCommand {
             let (model, mean, std) = try loadModel(checkpoint, maxBatch: batchSize, threads: threads, communicator: comm)
             let c = model.configuration
             if comm.isRoot {
-                let loaded = try DataFolder(path: data).loadTest(rows: c.rows, cols: c.cols)
+                let loaded = try DataFolder(path: data).loadTest(rows: c.rows, cols: c.cols, originals: png != nil)
                 test = loaded.samples
                 Preprocessing.normalize(&test.images, mean: mean, std: std)
                 if png != nil {

@@ -200,6 +200,30 @@ struct NPYTests {
         #expect(try NPY.load(path, as: UInt8.self) == array)
     }
 
+    /// An image stack read in chunks (as `unet train` and `predict` read the data) gives the
+    /// stack's bytes in order, for (N, H, W) and the tutorial's (N, 1, H, W), with a last chunk
+    /// shorter than the others; a file cut short fails naming it.
+    @Test func imageStacksReadInChunks() throws {
+        let temp = try TemporaryDirectory()
+        let (n, h, w) = (7, 3, 5)
+        let bytes = (0..<(n * h * w)).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        for shape in [[n, h, w], [n, 1, h, w]] {
+            let path = temp.path("stack\(shape.count).npy")
+            try NPY.save(NDArray(shape: shape, scalars: bytes), to: path)
+            var read: [UInt8] = [], firsts: [Int] = []
+            let stack = try NPY.forEachImageChunk(path, chunk: 3) { first, images in
+                firsts.append(first)
+                read += images
+            }
+            #expect(stack == [n, h, w] && firsts == [0, 3, 6] && read == bytes)
+            #expect(try NPY.loadImageStack(path).scalars == read)
+        }
+        let path = temp.path("stack3.npy")
+        let whole = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
+        let cut = try temp.write("cut.npy", Array(whole.dropLast(h * w + 1)))
+        #expect(throws: DataError.self) { try NPY.forEachImageChunk(cut, chunk: 3) { _, _ in } }
+    }
+
     @Test func lenientHeadersThatNumpyAlsoReads() throws {
         let temp = try TemporaryDirectory()
         let cases: [(String, NPYDType, [Int])] = [
