@@ -31,6 +31,9 @@ public struct DatasetPreparer: Sendable {
     public let outputDirectory: String
     /// Threads decoding TIFFs (default: every core).
     public var threads: Int
+    /// For masks of several labels: the label that is the nerve (its pixels become 255, every
+    /// other 0). Without it, the masks must be two-valued (`normalizeMasks`).
+    public var label: UInt8? = nil
 
     public init(raw: String, out: String, threads: Int = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))) {
         rawDirectory = raw.hasSuffix("/") && raw.count > 1 ? String(raw.dropLast()) : raw
@@ -79,8 +82,12 @@ public struct DatasetPreparer: Sendable {
             progress?(done, total)
         }
         let trainImages = try decodeStack(train.map(\.image), folder: trainFolder, tick: tick)
-        let trainMasks = try decodeStack(train.map { $0.mask! }, folder: trainFolder, tick: tick,
-                                         requiredSize: trainImages.size)
+        var trainMasks = try decodeStack(train.map { $0.mask! }, folder: trainFolder, tick: tick,
+                                         requiredSize: trainImages.size, masks: true)
+        if let note = try Self.normalizeMasks(&trainMasks.pixels, plane: trainImages.size.height * trainImages.size.width,
+                                              files: train.map { trainFolder + "/" + $0.mask! }, label: label) {
+            report.notes.append(note)
+        }
         let testImages = try decodeStack(test.map(\.image), folder: testFolder, tick: tick)
 
         report.trainCount = train.count
@@ -223,10 +230,40 @@ public struct DatasetPreparer: Sendable {
         var size: (height: Int, width: Int)
     }
 
+    /// Makes the masks 0 and 255, as training reads them, whatever convention wrote them:
+    /// with `label`, its pixels 255 and all others 0; without, the values of all the masks
+    /// together must be two at most, one of them 0 (0/255 as Kaggle's, 0/1, 0 and a label
+    /// index, or an RGB colour's luminance): the other becomes 255, with a note unless it was
+    /// 255. A mask that brings a third value, or two without 0, is refused in one line naming
+    /// its file and the values found. `pixels` holds the masks of `files`, `plane` bytes each.
+    static func normalizeMasks(_ pixels: inout [UInt8], plane: Int, files: [String], label: UInt8?) throws -> String? {
+        if let label {
+            for i in pixels.indices { pixels[i] = pixels[i] == label ? 255 : 0 }
+            return nil
+        }
+        var seen = [Bool](repeating: false, count: 256)
+        for (k, file) in files.enumerated() {
+            var mine = [Bool](repeating: false, count: 256)
+            for p in pixels[(k * plane)..<((k + 1) * plane)] { mine[Int(p)] = true }
+            for v in 0..<256 where mine[v] { seen[v] = true }
+            let all = (0..<256).filter { seen[$0] }
+            if all.count > 2 || (all.count == 2 && all[0] != 0) {
+                let values = (0..<256).filter { mine[$0] }.map(String.init).joined(separator: ", ")
+                throw DataError(file, "mask holds the values \(values)"
+                    + (all.count > 2 ? " (all masks so far: \(all.map(String.init).joined(separator: ", ")))" : "")
+                    + ": a mask has two values, 0 for the background and one for the nerve (0/255, 0/1, ...);"
+                    + " for masks of several labels, --label N takes label N as the nerve")
+            }
+        }
+        guard let nerve = (1..<256).first(where: { seen[$0] }), nerve != 255 else { return nil }
+        for i in pixels.indices where pixels[i] == UInt8(nerve) { pixels[i] = 255 }
+        return "masks hold 0 and \(nerve): taken as 0 and 255 (the nerve \(nerve))"
+    }
+
     /// Decodes `names` (all of one size) into one contiguous (count, H, W) buffer, on `threads`
     /// threads; each image is written straight into its slice. The first error in file order wins.
     func decodeStack(_ names: [String], folder: String, tick: @Sendable () -> Void,
-                     requiredSize: (height: Int, width: Int)? = nil) throws -> Stack {
+                     requiredSize: (height: Int, width: Int)? = nil, masks: Bool = false) throws -> Stack {
         let first = try TIFF.read(folder + "/" + names[0])
         let size = requiredSize ?? (first.height, first.width)
         let plane = size.height * size.width
@@ -250,7 +287,7 @@ public struct DatasetPreparer: Sendable {
                             let others = requiredSize == nil ? "the other images of \(folder) are" : "the training images are"
                             throw DataError(path, "image is \(image.width)x\(image.height) (width x height) but \(others) \(size.width)x\(size.height)")
                         }
-                        let gray = image.gray8()
+                        let gray = masks ? image.maskValues() : image.gray8()
                         gray.withUnsafeBufferPointer { source in
                             UnsafeMutableRawPointer(output.baseAddress! + i * plane)
                                 .copyMemory(from: source.baseAddress!, byteCount: plane)

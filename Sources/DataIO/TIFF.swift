@@ -21,6 +21,15 @@ public struct TIFFImage: Sendable, Equatable {
         if bitsPerSample == 8 { return pixels.map { UInt8(truncatingIfNeeded: $0) } }
         return pixels.map { UInt8((UInt32($0) * 255 + 32767) / 65535) }
     }
+
+    /// The pixels of a mask as 8-bit values: as `gray8`, except that 16-bit values that all fit
+    /// in 8 bits are kept as they are (label indices, 0 and 1), not scaled to nothing.
+    public func maskValues() -> [UInt8] {
+        if bitsPerSample == 16 && !pixels.contains(where: { $0 > 255 }) {
+            return pixels.map { UInt8(truncatingIfNeeded: $0) }
+        }
+        return gray8()
+    }
 }
 
 /// TIFF reading and writing through libtiff (never a hand-written decoder).

@@ -17,6 +17,11 @@ struct Prepare: ParsableCommand {
                     training ordered by subject then number, test by id. Loadable
                     with numpy.load.
 
+            Masks: two values, 0 for the background and one for the nerve, as
+            other tools write them (0/255 as Kaggle's, 0/1, a label index, an RGB
+            colour), written as 0/255 with a note; with --label N, masks of several
+            labels keep label N. A mask with a third value is refused.
+
             Files that are not .tif (.DS_Store, notes) are skipped with a note. Any
             other problem (a name that does not parse, an image without its mask, a
             damaged TIFF, sizes that differ) stops with one line naming the file,
@@ -36,9 +41,18 @@ struct Prepare: ParsableCommand {
     @Option(help: "Threads decoding TIFFs (default: every core).")
     var threads: Int?
 
+    @Option(help: ArgumentHelp("For masks of several labels: the label (0-255) that is the nerve; its pixels become 255, all others 0.",
+                               valueName: "N"))
+    var label: Int?
+
+    func validate() throws {
+        if let label, !(0...255).contains(label) { throw ValidationError("--label must be a mask value from 0 to 255") }
+    }
+
     func run() throws {
         var preparer = DatasetPreparer(raw: raw, out: out)
         if let threads { preparer.threads = max(1, threads) }
+        preparer.label = label.map { UInt8($0) }
         let line = ProgressLine("prepare: decoded")
         let start = monotonicSeconds()
         let report: DatasetPreparer.Report

@@ -124,6 +124,38 @@ struct PrepareTests {
         }
     }
 
+    /// Masks as other tools write them: 0/1 (and RGB, whose luminance is one value) become
+    /// 0/255 with a note; 0/255 is kept without one; with a label, that label's pixels are the
+    /// nerve. The images are untouched.
+    @Test func masksOfOtherConventionsBecome0And255() throws {
+        try withTemporaryDirectory { dir in
+            let raw = try Self.makeRaw(dir, train: [(1, 1), (1, 2), (2, 1)], test: [1])
+            let ones: [[UInt8]] = [(1, 1), (1, 2), (2, 1)].map { Self.pixels($0.0, $0.1, mask: true).map { $0 / 255 } }
+            for (k, (s, n)) in [(1, 1), (1, 2), (2, 1)].enumerated() {
+                try TIFF.writeGray8(ones[k], width: Self.w, height: Self.h, to: "\(raw)/train/\(s)_\(n)_mask.tif")
+            }
+            let report = try DatasetPreparer(raw: raw, out: dir + "/ones").run()
+            #expect(report.notes == ["masks hold 0 and 1: taken as 0 and 255 (the nerve 1)"])
+            let masks = try NPY.load(dir + "/ones/imgs_mask_train.npy", as: UInt8.self).scalars
+            #expect(masks == ones.flatMap { $0.map { $0 * 255 } })
+
+            // Labels 0, 1 and 2: refused without --label, naming the file and its values.
+            let labels = (0..<(Self.w * Self.h)).map { UInt8($0 % 3) }
+            try TIFF.writeGray8(labels, width: Self.w, height: Self.h, to: "\(raw)/train/1_2_mask.tif")
+            let error = #expect(throws: DataError.self) { try DatasetPreparer(raw: raw, out: dir + "/refused").run() }
+            #expect(error?.path.hasSuffix("train/1_2_mask.tif") == true && error?.problem.contains("values 0, 1, 2") == true
+                    && error?.problem.contains("--label") == true, "\(error.map { "\($0)" } ?? "no error")")
+            #expect(listing(dir + "/refused").filter { $0.contains(".npy") }.isEmpty)
+            var preparer = DatasetPreparer(raw: raw, out: dir + "/label")
+            preparer.label = 2
+            _ = try preparer.run()
+            let labelled = try NPY.load(dir + "/label/imgs_mask_train.npy", as: UInt8.self).scalars
+            let plane = Self.w * Self.h
+            #expect(Array(labelled[plane..<(2 * plane)]) == labels.map { $0 == 2 ? 255 : 0 })
+            #expect(Array(labelled[0..<plane]) == ones[0].map { _ in 0 })  // masks of 0/1 hold no label 2
+        }
+    }
+
     @Test func imagesOfDifferentSizes() throws {
         try expectFailure(file: "train/2_1.tif", problem: "image is 10x8") { raw in
             try TIFF.writeGray8(Self.pixels(2, 1, width: 10), width: 10, height: 8, to: raw + "/train/2_1.tif")
