@@ -149,6 +149,7 @@ struct Train: ParsableCommand {
         }
         let run = try TrainingRun(trainer: trainer, start: start, learningRate: options.lr, normalisation: normalisation,
                                   resumed: resumed, store: root ? files : nil)
+        resumed = nil  // the run holds the weights and Adam's state now: no second copy
         timeline?.record(.broadcast, epoch: 0, from: broadcastStart, to: monotonicSeconds())
         trainer.timeline = timeline
         say.detail("train: metrics log \(files.log.path)\(options.timeline.map { ", timeline \($0)" } ?? "")")
