@@ -33,8 +33,8 @@ let package = Package(
         // MARK: Distributed communication: the Communicator interface and its MPI implementation.
         .target(name: "Distributed", dependencies: ["CMPI"]),
 
-        // MARK: Data I/O: NPY codec, TIFF through libtiff, dataset preparation.
-        .target(name: "DataIO", dependencies: ["CTIFF"]),
+        // MARK: Data I/O: NPY codec, TIFF through libtiff and PNG reading through libpng, dataset preparation.
+        .target(name: "DataIO", dependencies: ["CTIFF", "CPNG"]),
 
         // MARK: Tensor kernels on Float32 NHWC buffers (forward/backward pairs; GEMMs through OpenBLAS).
         .target(name: "Kernels", dependencies: ["COpenBLAS"]),

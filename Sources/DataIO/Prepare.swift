@@ -11,7 +11,7 @@ import Musl
 /// to NumPy arrays.
 ///
 /// Reads `raw/train/<subject>_<n>.tif` with `raw/train/<subject>_<n>_mask.tif` and
-/// `raw/test/<id>.tif`, and writes to `out/`:
+/// `raw/test/<id>.tif` (each of them may be a `.png` instead), and writes to `out/`:
 ///
 /// | file                     | shape     | dtype | content                                  |
 /// |--------------------------|-----------|-------|------------------------------------------|
@@ -127,20 +127,33 @@ public struct DatasetPreparer: Sendable {
         return Int(text)
     }
 
-    /// `<subject>_<n>.tif` → (subject, n, false); `<subject>_<n>_mask.tif` → (subject, n, true).
+    /// The image files read: TIFF (Kaggle's) and PNG (most other public sets).
+    static let imageExtensions = [".tif", ".png"]
+
+    /// `name` without its image extension; nil for other files.
+    static func stem(_ name: String) -> Substring? {
+        imageExtensions.first(where: { name.hasSuffix($0) }).map { name.dropLast($0.count) }
+    }
+
+    /// Decodes an image file by its extension: PNG through libpng, TIFF through libtiff.
+    static func readImage(_ path: String) throws -> TIFFImage {
+        path.hasSuffix(".png") ? try PNGRead.luminance(path) : try TIFF.read(path)
+    }
+
+    /// `<subject>_<n>.tif` → (subject, n, false); `<subject>_<n>_mask.tif` → (subject, n, true);
+    /// the same with `.png`.
     static func parseTrainName(_ name: String) -> (subject: Int, index: Int, isMask: Bool)? {
-        guard name.hasSuffix(".tif") else { return nil }
-        var parts = name.dropLast(4).split(separator: "_", omittingEmptySubsequences: false)
+        guard let stem = stem(name) else { return nil }
+        var parts = stem.split(separator: "_", omittingEmptySubsequences: false)
         var isMask = false
         if parts.count == 3, parts[2] == "mask" { isMask = true; parts.removeLast() }
         guard parts.count == 2, let subject = parseNumber(parts[0]), let index = parseNumber(parts[1]) else { return nil }
         return (subject, index, isMask)
     }
 
-    /// `<id>.tif` → id.
+    /// `<id>.tif` (or `.png`) → id.
     static func parseTestName(_ name: String) -> Int? {
-        guard name.hasSuffix(".tif") else { return nil }
-        return parseNumber(name.dropLast(4))
+        stem(name).flatMap(parseNumber)
     }
 
     /// The file names in `folder`, sorted; an error if it is missing or not a folder.
@@ -160,10 +173,11 @@ public struct DatasetPreparer: Sendable {
         return names.sorted()
     }
 
-    /// Files that are not TIFFs are passed over with a note; everything else must parse.
+    /// Files that are not TIFF or PNG images are passed over with a note; everything else must
+    /// parse.
     static func isCandidate(_ name: String, folder: String, notes: inout [String]) -> Bool {
-        if name.hasSuffix(".tif") && !name.hasPrefix(".") { return true }
-        notes.append("\(folder)/\(name): skipped, not a .tif image")
+        if stem(name) != nil && !name.hasPrefix(".") { return true }
+        notes.append("\(folder)/\(name): skipped, not a .tif or .png image")
         return false
     }
 
@@ -172,7 +186,7 @@ public struct DatasetPreparer: Sendable {
         var masks: [[Int]: String] = [:]
         for name in try Self.list(folder) where Self.isCandidate(name, folder: folder, notes: &notes) {
             guard let parsed = Self.parseTrainName(name) else {
-                throw DataError("\(folder)/\(name)", "file name does not parse: training files are named <subject>_<n>.tif and <subject>_<n>_mask.tif")
+                throw DataError("\(folder)/\(name)", "file name does not parse: training files are named <subject>_<n>.tif and <subject>_<n>_mask.tif (or .png)")
             }
             let key = [parsed.subject, parsed.index]
             if parsed.isMask {
@@ -184,12 +198,12 @@ public struct DatasetPreparer: Sendable {
             }
         }
         for key in images.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) where masks[key] == nil {
-            throw DataError("\(folder)/\(images[key]!)", "training image has no mask (expected \(key[0])_\(key[1])_mask.tif beside it)")
+            throw DataError("\(folder)/\(images[key]!)", "training image has no mask (expected \(key[0])_\(key[1])_mask.tif or .png beside it)")
         }
         for key in masks.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) where images[key] == nil {
-            throw DataError("\(folder)/\(masks[key]!)", "mask has no training image (expected \(key[0])_\(key[1]).tif beside it)")
+            throw DataError("\(folder)/\(masks[key]!)", "mask has no training image (expected \(key[0])_\(key[1]).tif or .png beside it)")
         }
-        guard !images.isEmpty else { throw DataError(folder, "no training images (expected <subject>_<n>.tif with <subject>_<n>_mask.tif)") }
+        guard !images.isEmpty else { throw DataError(folder, "no training images (expected <subject>_<n>.tif with <subject>_<n>_mask.tif, or .png)") }
         return images.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }).map {
             Sample(key: $0, image: images[$0]!, mask: masks[$0]!)
         }
@@ -199,12 +213,12 @@ public struct DatasetPreparer: Sendable {
         var images: [Int: String] = [:]
         for name in try Self.list(folder) where Self.isCandidate(name, folder: folder, notes: &notes) {
             guard let id = Self.parseTestName(name) else {
-                throw DataError("\(folder)/\(name)", "file name does not parse: test files are named <id>.tif")
+                throw DataError("\(folder)/\(name)", "file name does not parse: test files are named <id>.tif (or .png)")
             }
             if let other = images[id] { throw DataError("\(folder)/\(name)", "duplicate test id \(id) (also \(other))") }
             images[id] = name
         }
-        guard !images.isEmpty else { throw DataError(folder, "no test images (expected <id>.tif)") }
+        guard !images.isEmpty else { throw DataError(folder, "no test images (expected <id>.tif or <id>.png)") }
         return images.keys.sorted().map { Sample(key: [$0], image: images[$0]!, mask: nil) }
     }
 
@@ -264,7 +278,7 @@ public struct DatasetPreparer: Sendable {
     /// threads; each image is written straight into its slice. The first error in file order wins.
     func decodeStack(_ names: [String], folder: String, tick: @Sendable () -> Void,
                      requiredSize: (height: Int, width: Int)? = nil, masks: Bool = false) throws -> Stack {
-        let first = try TIFF.read(folder + "/" + names[0])
+        let first = try Self.readImage(folder + "/" + names[0])
         let size = requiredSize ?? (first.height, first.width)
         let plane = size.height * size.width
         let count = names.count
@@ -282,7 +296,7 @@ public struct DatasetPreparer: Sendable {
                 for i in stride(from: worker, to: count, by: workers) {
                     let path = folder + "/" + names[i]
                     do {
-                        let image = i == 0 ? first : try TIFF.read(path)
+                        let image = i == 0 ? first : try Self.readImage(path)
                         guard image.height == size.height, image.width == size.width else {
                             let others = requiredSize == nil ? "the other images of \(folder) are" : "the training images are"
                             throw DataError(path, "image is \(image.width)x\(image.height) (width x height) but \(others) \(size.width)x\(size.height)")

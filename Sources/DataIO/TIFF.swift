@@ -42,6 +42,14 @@ public struct TIFFImage: Sendable, Equatable {
 /// multi-page file is read. Every libtiff diagnostic is captured per file and turned into a
 /// one-line `DataError`; nothing is printed by libtiff itself.
 public enum TIFF {
+    /// ITU-R 601 luminance of an RGB pixel (8 or 16 bits a sample) as Pillow's `convert("L")`
+    /// computes it, in integers: the same weights for TIFF and PNG images.
+    @inline(__always)
+    static func luminance(_ r: UInt32, _ g: UInt32, _ b: UInt32) -> UInt16 {
+        let red: UInt64 = 19595 * UInt64(r), green: UInt64 = 38470 * UInt64(g), blue: UInt64 = 7471 * UInt64(b)
+        return UInt16((red + green + blue + 32768) >> 16)
+    }
+
     /// Compression schemes for writing.
     public enum Compression: UInt16, Sendable {
         case none = 1, lzw = 5, packBits = 32773, deflate = 8
@@ -294,8 +302,7 @@ private final class Handle {
             pixels = [UInt16](repeating: 0, count: pixelCount)
             planeData.withUnsafeBufferPointer { p in
                 for i in 0..<pixelCount {
-                    let r = UInt64(p[i]), g = UInt64(p[pixelCount + i]), b = UInt64(p[2 * pixelCount + i])
-                    pixels[i] = UInt16((19595 * r + 38470 * g + 7471 * b + 32768) >> 16)
+                    pixels[i] = TIFF.luminance(UInt32(p[i]), UInt32(p[pixelCount + i]), UInt32(p[2 * pixelCount + i]))
                 }
             }
         } else {

@@ -87,7 +87,7 @@ public enum PNG {
             let ok = image.pixels.withUnsafeBytes { bytes in
                 png_image_write_to_file(&png, temporary, 0, bytes.baseAddress, png_int_32(image.width * 3), nil)
             }
-            guard ok != 0 else { throw DataError(path, "cannot write the PNG: \(message(of: png))") }
+            guard ok != 0 else { throw DataError(path, "cannot write the PNG: \(PNGRead.message(of: png))") }
         }
     }
 
@@ -130,42 +130,15 @@ public enum PNG {
             }
             // libpng raised `size` above the buffer's: only the buffer was too small.
             guard Int(size) > capacity, !retried else {
-                throw DataError(name, "cannot encode the PNG: \(message(of: png))")
+                throw DataError(name, "cannot encode the PNG: \(PNGRead.message(of: png))")
             }
             (capacity, retried) = (Int(size), true)
         }
     }
 
-    /// Reads a PNG of any colour type and bit depth as 8-bit RGB (libpng converts: gray is
-    /// copied to the three channels, 16 bits are reduced, an alpha channel is composited on
-    /// black). Throws a `DataError` naming `path` for a missing file, a file that is not a PNG,
-    /// a damaged one, or one of more than `maxPixels` pixels.
+    /// Reads a PNG of any colour type and bit depth as 8-bit RGB (`DataIO.PNGRead.rgb`).
     public static func read(_ path: String) throws -> RGBImage {
-        var png = png_image()
-        png.version = png_uint_32(PNG_IMAGE_VERSION)
-        defer { png_image_free(&png) }
-        guard png_image_begin_read_from_file(&png, path) != 0 else {
-            throw DataError(path, "cannot read as a PNG: \(message(of: png))")
-        }
-        let width = Int(png.width), height = Int(png.height)
-        guard width > 0, height > 0, width <= maxPixels / height else {
-            throw DataError(path, "PNG of \(width)x\(height) pixels: more than \(maxPixels) pixels (a damaged header?)")
-        }
-        png.format = png_uint_32(PNG_FORMAT_RGB)
-        var pixels = [UInt8](repeating: 0, count: width * height * 3)
-        let ok = pixels.withUnsafeMutableBytes { bytes in
-            png_image_finish_read(&png, nil, bytes.baseAddress, png_int_32(width * 3), nil)
-        }
-        guard ok != 0 else { throw DataError(path, "cannot decode the PNG: \(message(of: png))") }
+        let (width, height, pixels) = try PNGRead.rgb(path)
         return RGBImage(width: width, height: height, pixels: pixels)
-    }
-
-    /// libpng's message in a `png_image` (NUL-terminated within its 64 bytes).
-    private static func message(of png: png_image) -> String {
-        var png = png
-        let text = withUnsafeBytes(of: &png.message) { bytes in
-            String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
-        }
-        return text.isEmpty ? "libpng gave no reason" : text
     }
 }

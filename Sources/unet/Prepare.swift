@@ -10,7 +10,8 @@ struct Prepare: ParsableCommand {
         discussion: """
             Reads:  RAW/train/<subject>_<n>.tif with RAW/train/<subject>_<n>_mask.tif,
                     and RAW/test/<id>.tif (8- or 16-bit grayscale or RGB TIFFs, any
-                    compression libtiff decodes; all images of a split of one size).
+                    compression libtiff decodes; or PNGs of any kind, .png for .tif;
+                    all images of a split of one size).
             Writes: OUT/imgs_train.npy (N,H,W) uint8, OUT/imgs_mask_train.npy
                     (N,H,W) uint8, OUT/imgs_subject_train.npy (N,) int32,
                     OUT/imgs_test.npy (M,H,W) uint8, OUT/imgs_id_test.npy (M,) int32;
@@ -22,10 +23,10 @@ struct Prepare: ParsableCommand {
             colour), written as 0/255 with a note; with --label N, masks of several
             labels keep label N. A mask with a third value is refused.
 
-            Files that are not .tif (.DS_Store, notes) are skipped with a note. Any
-            other problem (a name that does not parse, an image without its mask, a
-            damaged TIFF, sizes that differ) stops with one line naming the file,
-            and no .npy file is written.
+            Files that are not .tif or .png (.DS_Store, notes) are skipped with a
+            note. Any other problem (a name that does not parse, an image without
+            its mask, a damaged image, sizes that differ) stops with one line naming
+            the file, and no .npy file is written.
 
             Example:
               unet prepare --raw raw --out data
