@@ -70,7 +70,7 @@ struct CLITests {
             #expect(result.status == 1)
             let lines = result.stderr.split(separator: "\n")
             #expect(lines.count == 1, "\(result.stderr)")
-            #expect(lines.first == "error: \(raw)/train/1_1.tif: training image has no mask (expected 1_1_mask.tif beside it)")
+            #expect(lines.first == "error: \(raw)/train/1_1.tif: training image has no mask (expected 1_1_mask.tif or .png beside it)")
             #expect(listing(dir + "/data").isEmpty)
         }
     }
