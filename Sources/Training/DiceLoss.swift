@@ -69,4 +69,16 @@ public enum KaggleScore {
             return a + b == 0 ? 1 : 2 * Double(both) / Double(a + b)
         }
     }
+
+    /// The mean score of predicting nothing for every image of `data`: the share of its images
+    /// whose mask is empty (each scores 1, every other 0). A recipe that does not beat it has
+    /// learned nothing usable. Nil without masks or images.
+    public static func emptyPrediction(_ data: Samples) -> Double? {
+        let plane = data.rows * data.cols
+        guard data.count > 0, data.masks.count == data.count * plane else { return nil }
+        let empty = data.masks.withUnsafeBufferPointer { m in
+            (0..<data.count).filter { image in !m[(image * plane)..<((image + 1) * plane)].contains { $0 > 0.5 } }.count
+        }
+        return Double(empty) / Double(data.count)
+    }
 }

@@ -42,9 +42,12 @@ struct Train: ParsableCommand {
             and Dice, the time left); then one line per epoch on stdout, the
             only progress in a log file or a pipe:
               epoch 3/20  loss -0.4301  dice 0.4301  val_loss -0.3712
-                val_dice 0.3712  val_kaggle 0.5120  36.0 img/s  41.3 s  (saved)
-            (one line). Notes (data sizes, resuming) and a closing summary go
-            to stderr. --quiet keeps only warnings, errors and the summary;
+                val_dice 0.3712  val_kaggle 0.5120 (empty 0.6000)  36.0 img/s
+                41.3 s  (saved)
+            (one line; empty: the validation score of predicting nothing, the
+            bar a useful model must clear). Notes (data sizes, resuming) and a
+            closing summary go to stderr. --quiet keeps only warnings, errors and
+            the summary;
             --verbose adds a line per step, its loss and the milliseconds of
             each phase:
               \(StepPhase.names)
@@ -126,7 +129,8 @@ struct Train: ParsableCommand {
             guard trainSet.count >= comm.size else {
                 throw DataError(data, "\(trainSet.count) training images cannot be shared by \(comm.size) ranks")
             }
-            say.note("train: \(trainSet.count) training images, \(validationSet.count) validation images (\(heldSubjects) subjects held out); \(config); \(config.parameterCount) parameters; \(comm.size) rank\(comm.size == 1 ? "" : "s")")
+            let empty = KaggleScore.emptyPrediction(validationSet).map { String(format: "; predicting nothing scores %.4f", $0) } ?? ""
+            say.note("train: \(trainSet.count) training images, \(validationSet.count) validation images (\(heldSubjects) subjects held out\(empty)); \(config); \(config.parameterCount) parameters; \(comm.size) rank\(comm.size == 1 ? "" : "s")")
             timeline?.record(.readData, epoch: 0, from: readStart, to: monotonicSeconds())
         }
         // Every rank gets the starting point, the preprocessed arrays and the state from rank 0.
@@ -159,6 +163,7 @@ struct Train: ParsableCommand {
             say.summary("train: --epochs 0: wrote the initial weights to \(checkpoint) and \(files.latest)")
             return
         }
+        let emptyScore = KaggleScore.emptyPrediction(validationSet)  // the same every epoch
         let bar = EpochBar(enabled: root && options.verbosity == .normal)
         var phases = PhaseTotals()  // --verbose: rank 0's time by phase in the epoch
         model.profiling = root && options.verbosity == .verbose  // the layer times --verbose prints
@@ -196,7 +201,7 @@ struct Train: ParsableCommand {
                 throw StoppedBySignal(signal: signal == 0 ? SIGTERM : signal)
             case .completed(let end):
                 bar.clear()
-                say.epoch(Self.line(end.record, of: options.epochs, saved: end.improved))
+                say.epoch(Self.line(end.record, of: options.epochs, saved: end.improved, empty: emptyScore))
                 if options.verbosity == .verbose {
                     say.line(phases.line(epoch: epoch, layers: layers, validation: end.validation?.seconds,
                                          checkpoint: end.saveSeconds))
@@ -217,10 +222,15 @@ struct Train: ParsableCommand {
         }
     }
 
-    static func line(_ r: EpochRecord, of epochs: Int, saved: Bool) -> String {
+    /// An epoch's line; `empty`: the validation set's score of predicting nothing, beside
+    /// val_kaggle (what a useful model must beat).
+    static func line(_ r: EpochRecord, of epochs: Int, saved: Bool, empty: Double? = nil) -> String {
         func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
         var s = "epoch \(r.epoch)/\(epochs)  loss \(f(r.loss))  dice \(f(r.dice))"
-        if r.valLoss != nil { s += "  val_loss \(f(r.valLoss))  val_dice \(f(r.valDice))  val_kaggle \(f(r.valKaggle))" }
+        if r.valLoss != nil {
+            s += "  val_loss \(f(r.valLoss))  val_dice \(f(r.valDice))  val_kaggle \(f(r.valKaggle))"
+            if let empty { s += " (empty \(f(empty)))" }
+        }
         s += String(format: "  %.1f img/s  %.1f s", r.imagesPerSecond, r.seconds)
         if saved { s += "  (saved)" }
         return s

@@ -59,3 +59,20 @@ struct TrainingTests {
         #expect(trainer.adam.step == 30)
     }
 }
+
+/// The score of predicting nothing, printed beside val_kaggle: the share of empty masks, the same
+/// as the per-image Kaggle score of all-zero predictions.
+@Suite("Empty-mask baseline") struct EmptyPredictionTests {
+    @Test func isTheScoreOfPredictingNothing() throws {
+        let plane = 4
+        // Masks: empty; a nerve; only a value below 0.5 (empty as the score reads targets).
+        let masks: [Float] = [0, 0, 0, 0, 0, 1, 1, 0, 0.4, 0, 0, 0]
+        let data = Samples(rows: 2, cols: 2, images: [Float](repeating: 0, count: 12), masks: masks)
+        let zeros = [Float](repeating: 0, count: masks.count)
+        let kaggle = zeros.withUnsafeBufferPointer { p in
+            masks.withUnsafeBufferPointer { t in KaggleScore.perImage(predictions: p, targets: t, pixels: plane) }
+        }
+        #expect(KaggleScore.emptyPrediction(data) == 2.0 / 3 && kaggle.reduce(0, +) / 3 == 2.0 / 3)
+        #expect(KaggleScore.emptyPrediction(Samples(rows: 2, cols: 2, images: [])) == nil)
+    }
+}
